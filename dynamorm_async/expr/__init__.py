@@ -1,0 +1,78 @@
+"""Expressions: conditions, key conditions, update actions and projections.
+
+Build them from entity field paths (``Payment.amount > 100``) or free paths
+(:func:`attr`), then compile them for one request with :class:`ExpressionBuilder`,
+which turns every name and value into a placeholder.
+"""
+
+from __future__ import annotations
+
+from .conditions import (
+    ATTRIBUTE_TYPES,
+    And,
+    AttributeType,
+    BeginsWith,
+    Between,
+    Compare,
+    CompareOp,
+    Condition,
+    Contains,
+    Exists,
+    In,
+    Not,
+    NotExists,
+    Or,
+    all_of,
+    any_of,
+)
+from .operands import Encoder, Operand, Value
+from .path import MAX_IN_OPERANDS, Attr, Path, Size, attr
+from .update import (
+    AddAction,
+    Arithmetic,
+    DeleteAction,
+    IfNotExists,
+    ListAppend,
+    RemoveAction,
+    SetAction,
+    SetOperand,
+    UpdateAction,
+    if_not_exists,
+)
+
+__all__ = [
+    "ATTRIBUTE_TYPES",
+    "MAX_IN_OPERANDS",
+    "AddAction",
+    "And",
+    "Arithmetic",
+    "Attr",
+    "AttributeType",
+    "BeginsWith",
+    "Between",
+    "Compare",
+    "CompareOp",
+    "Condition",
+    "Contains",
+    "DeleteAction",
+    "Encoder",
+    "Exists",
+    "IfNotExists",
+    "In",
+    "ListAppend",
+    "Not",
+    "NotExists",
+    "Operand",
+    "Or",
+    "Path",
+    "RemoveAction",
+    "SetAction",
+    "SetOperand",
+    "Size",
+    "UpdateAction",
+    "Value",
+    "all_of",
+    "any_of",
+    "attr",
+    "if_not_exists",
+]
