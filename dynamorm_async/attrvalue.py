@@ -111,9 +111,7 @@ def to_attribute_value(value: Any, path: str | None = None, _depth: int = 0) -> 
         return {"M": out}
     if isinstance(value, list | tuple):
         return {
-            "L": [
-                to_attribute_value(v, f"{path}[{i}]", _depth + 1) for i, v in enumerate(value)
-            ]
+            "L": [to_attribute_value(v, f"{path}[{i}]", _depth + 1) for i, v in enumerate(value)]
         }
     if isinstance(value, Set):
         return _set_to_av(value, path)
@@ -127,6 +125,8 @@ def to_attribute_value(value: Any, path: str | None = None, _depth: int = 0) -> 
 
 
 def _base_value(value: Any) -> Any:
+    """The plain builtin value of a subclass instance (a str Enum member, an int flag...)."""
+    base: type[Any]
     for base in (bool, str, int, float, Decimal, bytes):
         if isinstance(value, base):
             return base(value)

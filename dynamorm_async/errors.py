@@ -94,7 +94,7 @@ class ItemTooLarge(InvalidInput):
         )
 
 
-class KeyError_(InvalidInput):  # noqa: N801 - avoid shadowing builtins.KeyError
+class KeyError_(InvalidInput):
     """A key is missing a part, has a wrong type, or names an unknown attribute."""
 
 
@@ -223,7 +223,9 @@ class CancellationReason:
         self.item = item
 
     def __repr__(self) -> str:
-        return f"CancellationReason(index={self.index}, code={self.code!r}, message={self.message!r})"
+        return (
+            f"CancellationReason(index={self.index}, code={self.code!r}, message={self.message!r})"
+        )
 
 
 class TransactionCanceled(DynamoDBError):

@@ -1,0 +1,161 @@
+"""``ClientPool``: shared aiohttp connectors and clients, safe across event loops.
+
+One pool per process is the intended use (create it at module level in a Lambda
+handler, or in a FastAPI lifespan). It keeps:
+
+* one ``aiohttp.ClientSession`` (and so one connector) per endpoint URL, with a
+  configurable connection limit and keep-alive;
+* one :class:`~dynamorm_async.client.DynamoClient` per (endpoint, region, credential
+  identity).
+
+A session is bound to the event loop that created it. When the pool is used from a
+new loop (``asyncio.run`` per call, a test per loop, Lambda freeze/thaw), it drops the
+old sessions without touching the dead loop and builds new ones, so "Event loop is
+closed" never surfaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from .wire.credentials import CredentialProvider, default_credentials
+from .wire.endpoints import resolve_endpoint
+from .wire.http import AiohttpTransport, Transport
+from .wire.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .client import DynamoClient
+
+__all__ = ["ClientPool"]
+
+_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60.0, connect=10.0)
+
+
+class ClientPool:
+    """Shares HTTP connections and clients.
+
+    ``connection_limit`` caps open connections per endpoint (default 64);
+    ``keepalive_timeout`` is how long an idle connection is kept (default 30 s);
+    ``retry`` is the default retry policy of the pool's clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection_limit: int = 64,
+        keepalive_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+    ) -> None:
+        if connection_limit < 1:
+            raise ValueError("connection_limit must be >= 1")
+        self.connection_limit = connection_limit
+        self.keepalive_timeout = keepalive_timeout
+        self.retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transports: dict[str, tuple[aiohttp.ClientSession, AiohttpTransport]] = {}
+        self._clients: dict[tuple[str, str, str], DynamoClient] = {}
+        self._default_credentials: CredentialProvider | None = None
+
+    # ------------------------------------------------------------------ clients
+
+    def client(
+        self,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        credentials: CredentialProvider | None = None,
+    ) -> DynamoClient:
+        """The shared client for (endpoint, region, credential identity); created once."""
+        from .client import DynamoClient
+
+        endpoint = resolve_endpoint(region, endpoint_url)
+        if credentials is None:
+            if self._default_credentials is None:
+                self._default_credentials = default_credentials()
+            credentials = self._default_credentials
+        key = (endpoint.url, endpoint.region, credentials.identity)
+        found = self._clients.get(key)
+        if found is not None:
+            return found
+        made = DynamoClient(endpoint.url, endpoint.region, credentials, pool=self)
+        self._clients[key] = made
+        return made
+
+    @property
+    def client_count(self) -> int:
+        """How many distinct clients the pool holds."""
+        return len(self._clients)
+
+    # ------------------------------------------------------------------ transports
+
+    def transport(self, endpoint_url: str) -> Transport:
+        """The transport for ``endpoint_url`` on the running loop (rebuilt on a new loop)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._abandon()
+            self._loop = loop
+        entry = self._transports.get(endpoint_url)
+        if entry is None or entry[0].closed:
+            session = self._new_session()
+            entry = (session, AiohttpTransport(session))
+            self._transports[endpoint_url] = entry
+        return entry[1]
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.connection_limit,
+            limit_per_host=self.connection_limit,
+            keepalive_timeout=self.keepalive_timeout,
+            ttl_dns_cache=300,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            skip_auto_headers=("Accept-Encoding",),
+            auto_decompress=False,
+            raise_for_status=False,
+        )
+
+    def _abandon(self) -> None:
+        """Forget sessions bound to another loop without awaiting on that loop."""
+        for session, _ in self._transports.values():
+            connector = session.connector
+            with contextlib.suppress(Exception):
+                if connector is not None:
+                    connector.close()  # sync part marks it closed; no await on the old loop
+            session.detach()
+        self._transports.clear()
+        self._loop = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def aclose(self) -> None:
+        """Close every session. Leaves no open connection and no pending task."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            self._abandon()
+            return
+        sessions = [s for s, _ in self._transports.values()]
+        self._transports.clear()
+        self._loop = None
+        for session in sessions:
+            await session.close()
+        if sessions:
+            await asyncio.sleep(0)  # let transports finish closing
+
+    async def __aenter__(self) -> ClientPool:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

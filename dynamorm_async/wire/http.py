@@ -1,0 +1,67 @@
+"""The transport seam: one POST, bytes in, status + headers + bytes out.
+
+Everything above this module speaks DynamoDB JSON; everything below is aiohttp.
+Keeping the seam this small lets tests put a fault-injecting proxy or a null server
+behind it without touching the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
+
+import aiohttp
+
+from ..errors import TransportError
+
+__all__ = ["AiohttpTransport", "HttpResponse", "Transport"]
+
+
+class HttpResponse(NamedTuple):
+    """A raw HTTP answer."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Transport(Protocol):
+    """Sends one HTTP POST and returns the whole answer."""
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float | None
+    ) -> HttpResponse:
+        """POST ``body`` to ``url``; raise :class:`TransportError` on connection failure."""
+        ...
+
+
+class AiohttpTransport:
+    """:class:`Transport` over one ``aiohttp.ClientSession`` (owned by a pool)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float | None
+    ) -> HttpResponse:
+        """POST through aiohttp, mapping connection failures to :class:`TransportError`."""
+        try:
+            if timeout is None:
+                resp_cm = self._session.post(url, data=body, headers=headers)
+            else:
+                resp_cm = self._session.post(
+                    url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                )
+            async with resp_cm as resp:
+                data = await resp.read()
+                return HttpResponse(resp.status, resp.headers, data)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}", url) from exc
+        except TimeoutError as exc:
+            raise _Timeout(f"no answer within {timeout} s", url) from exc
+
+
+class _Timeout(TransportError):
+    """The request timed out (DeadlineExceeded when the deadline set the timeout)."""
