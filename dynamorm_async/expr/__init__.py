@@ -7,6 +7,7 @@ which turns every name and value into a placeholder.
 
 from __future__ import annotations
 
+from .compiler import MAX_EXPRESSION_LENGTH, ExpressionBuilder
 from .conditions import (
     ATTRIBUTE_TYPES,
     And,
@@ -25,6 +26,7 @@ from .conditions import (
     all_of,
     any_of,
 )
+from .keycond import KeyConditionParts, RangeOp, split_key_condition
 from .operands import Encoder, Operand, Value
 from .path import MAX_IN_OPERANDS, Attr, Path, Size, attr
 from .update import (
@@ -42,6 +44,7 @@ from .update import (
 
 __all__ = [
     "ATTRIBUTE_TYPES",
+    "MAX_EXPRESSION_LENGTH",
     "MAX_IN_OPERANDS",
     "AddAction",
     "And",
@@ -57,14 +60,17 @@ __all__ = [
     "DeleteAction",
     "Encoder",
     "Exists",
+    "ExpressionBuilder",
     "IfNotExists",
     "In",
+    "KeyConditionParts",
     "ListAppend",
     "Not",
     "NotExists",
     "Operand",
     "Or",
     "Path",
+    "RangeOp",
     "RemoveAction",
     "SetAction",
     "SetOperand",
@@ -75,4 +81,5 @@ __all__ = [
     "any_of",
     "attr",
     "if_not_exists",
+    "split_key_condition",
 ]
