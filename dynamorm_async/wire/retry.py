@@ -86,5 +86,9 @@ class RetryPolicy:
             retry=tenacity.retry_if_exception(is_retryable),
             retry_error_callback=give_up,
         )
-        result: T = await retrying(fn)
+
+        async def attempt() -> T:  # tenacity awaits only coroutine functions
+            return await fn()
+
+        result: T = await retrying(attempt)
         return result
