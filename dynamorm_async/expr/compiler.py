@@ -13,7 +13,8 @@ meaningful inside the request they were made for.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, MutableMapping
+from collections.abc import Collection, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 from ..attrvalue import AttributeValue
@@ -147,7 +148,8 @@ class ExpressionBuilder:
         """A ConditionExpression or FilterExpression for ``condition``."""
         if not isinstance(condition, Condition):
             raise ExpressionError(_not_a_condition(condition))
-        return _checked("condition", self._cond(condition))
+        with self._atomic():
+            return _checked("condition", self._cond(condition))
 
     def key_condition(
         self, condition: Condition, *, hash_key: str, range_key: str | None = None
@@ -157,10 +159,11 @@ class ExpressionBuilder:
         See :func:`~dynamorm_async.expr.keycond.split_key_condition` for the rules.
         """
         parts = split_key_condition(condition, hash_key, range_key)
-        text = self._cond(parts.hash_condition)
-        if parts.range_condition is not None:
-            text += " AND " + self._cond(parts.range_condition)
-        return _checked("key condition", text)
+        with self._atomic():
+            text = self._cond(parts.hash_condition)
+            if parts.range_condition is not None:
+                text += " AND " + self._cond(parts.range_condition)
+            return _checked("key condition", text)
 
     def update(
         self,
@@ -186,11 +189,16 @@ class ExpressionBuilder:
             if a.path.elements[0] in protected:
                 raise ExpressionError(f"{a.path.name} cannot be updated (key attribute)")
         _check_disjoint([a.path for a in acts], "updated")
-        groups: dict[str, list[str]] = {c: [] for c in _CLAUSES}
+        groups: dict[str, list[UpdateAction]] = {c: [] for c in _CLAUSES}
         for a in acts:
-            groups[a.clause].append(self._action(a))
-        text = " ".join(f"{c} {', '.join(items)}" for c, items in groups.items() if items)
-        return _checked("update", text)
+            groups[a.clause].append(a)
+        with self._atomic():
+            text = " ".join(
+                f"{c} {', '.join(self._action(a) for a in group)}"
+                for c, group in groups.items()
+                if group
+            )
+            return _checked("update", text)
 
     def projection(self, paths: Path | str | Iterable[Path | str]) -> str:
         """A ProjectionExpression for ``paths`` (a ``str`` is a top-level attribute name).
@@ -211,9 +219,23 @@ class ExpressionBuilder:
         if not unique:
             raise ExpressionError("a projection needs at least one path")
         _check_disjoint(list(unique.values()), "projected")
-        return _checked("projection", ", ".join(self.path(p) for p in unique.values()))
+        with self._atomic():
+            return _checked("projection", ", ".join(self.path(p) for p in unique.values()))
 
     # ----------------------------------------------------------------- rendering
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """Drop the placeholders added by a failed compile: DynamoDB rejects unused ones."""
+        n_names, n_values = len(self._names), len(self._values)
+        try:
+            yield
+        except BaseException:
+            for ph in list(self._names)[n_names:]:
+                del self._name_ph[self._names.pop(ph)]
+            for ph in list(self._values)[n_values:]:
+                del self._values[ph]
+            raise
 
     def _operand(self, o: Operand) -> str:
         if isinstance(o, Path):

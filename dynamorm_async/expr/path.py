@@ -18,7 +18,9 @@ they can be dict keys and set members, and a lookup never calls the overloaded
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from ..attrvalue import AttributeValue
@@ -84,8 +86,15 @@ class _Comparable(Operand):
     __hash__ = object.__hash__
 
     def between(self, low: Any, high: Any) -> Between:
-        """``self BETWEEN low AND high`` (inclusive)."""
-        return Between(self, self._rhs(low), self._rhs(high))
+        """``self BETWEEN low AND high`` (inclusive).
+
+        When both bounds are values they must have the same type and ``low <= high``
+        (DynamoDB's rule), else :class:`~dynamorm_async.errors.ExpressionError`.
+        """
+        lo, hi = self._rhs(low), self._rhs(high)
+        if isinstance(lo, Value) and isinstance(hi, Value):
+            _check_bounds(lo.av, hi.av, self)
+        return Between(self, lo, hi)
 
     def is_in(self, values: Iterable[Any]) -> In:
         """``self IN (values...)``: 1 to 100 candidates (DynamoDB's limit)."""
@@ -339,6 +348,24 @@ def attr(name: str, *, encoder: Encoder | None = None) -> Path:
 
 #: Alias of :func:`attr`.
 Attr = attr
+
+
+def _check_bounds(low: AttributeValue, high: AttributeValue, where: Operand) -> None:
+    ((lt, lv),) = low.items()
+    ((ht, hv),) = high.items()
+    if lt != ht:
+        raise ExpressionError(f"{where!r}.between(): bounds of different types ({lt} and {ht})")
+    if lt not in ("N", "S", "B"):
+        raise ExpressionError(f"{where!r}.between(): bounds must be S, N or B, got {lt}")
+    key: Callable[[Any], Any] = {
+        "N": Decimal,
+        "S": lambda x: x.encode("utf-8"),
+        "B": base64.b64decode,
+    }[lt]
+    if key(lv) > key(hv):
+        raise ExpressionError(
+            f"{where!r}.between(): the low bound {lv!r} is above the high bound {hv!r}"
+        )
 
 
 def _check_element(e: Any, elements: tuple[Any, ...]) -> None:
