@@ -123,12 +123,20 @@ class ClientPool:
         )
 
     def _abandon(self) -> None:
-        """Forget sessions bound to another loop without awaiting on that loop."""
+        """Forget sessions bound to another loop without awaiting on that loop.
+
+        When that loop is closed (``asyncio.run`` returned), asyncio can no longer close
+        the transports, so their sockets are closed directly; otherwise the connector
+        closes them through the old loop. Either way nothing is awaited on a dead loop.
+        """
         for session, _ in self._transports.values():
             connector = session.connector
-            with contextlib.suppress(Exception):
-                if connector is not None:
-                    connector.close()  # sync part marks it closed; no await on the old loop
+            if connector is not None:
+                _close_sockets(connector)
+                close_now = getattr(connector, "_close", None)  # the sync half of close()
+                if callable(close_now):
+                    with contextlib.suppress(Exception):
+                        close_now()
             session.detach()
         self._transports.clear()
         self._loop = None
@@ -159,3 +167,24 @@ class ClientPool:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _close_sockets(connector: aiohttp.BaseConnector) -> None:
+    """Close the raw sockets of a connector whose event loop is already closed.
+
+    This reaches into aiohttp's connection bookkeeping (``_conns``, ``_acquired``)
+    because no public API closes a connector without its loop; on any surprise it
+    leaves the sockets to the garbage collector.
+    """
+    loop = getattr(connector, "_loop", None)
+    if loop is None or not loop.is_closed():
+        return
+    with contextlib.suppress(Exception):
+        protocols = [p for conns in connector._conns.values() for p, _ in conns]  # type: ignore[attr-defined]
+        protocols += list(connector._acquired)  # type: ignore[attr-defined]
+        for proto in protocols:
+            transport = proto.transport
+            sock = getattr(transport, "_sock", None)
+            if sock is not None:
+                sock.close()
+                transport._sock = None  # what the transport's own close would have done
