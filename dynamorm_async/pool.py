@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -180,10 +180,11 @@ def _close_sockets(connector: aiohttp.BaseConnector) -> None:
     if loop is None or not loop.is_closed():
         return
     with contextlib.suppress(Exception):
-        protocols = [p for conns in connector._conns.values() for p, _ in conns]  # type: ignore[attr-defined]
+        conns: Any = connector._conns  # type: ignore[attr-defined]
+        protocols: list[Any] = [p for entries in conns.values() for p, _ in entries]
         protocols += list(connector._acquired)  # type: ignore[attr-defined]
         for proto in protocols:
-            transport = proto.transport
+            transport: Any = proto.transport
             sock = getattr(transport, "_sock", None)
             if sock is not None:
                 sock.close()
