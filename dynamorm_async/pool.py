@@ -180,9 +180,9 @@ def _close_sockets(connector: aiohttp.BaseConnector) -> None:
     if loop is None or not loop.is_closed():
         return
     with contextlib.suppress(Exception):
-        conns: Any = connector._conns  # type: ignore[attr-defined]
+        conns: Any = connector._conns
         protocols: list[Any] = [p for entries in conns.values() for p, _ in entries]
-        protocols += list(connector._acquired)  # type: ignore[attr-defined]
+        protocols += list(connector._acquired)
         for proto in protocols:
             transport: Any = proto.transport
             sock = getattr(transport, "_sock", None)
