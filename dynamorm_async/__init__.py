@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import errors
 from .client import DynamoClient
-from .deadline import deadline
+from .deadlines import deadline
 from .pool import ClientPool
 from .wire.retry import RetryPolicy
 

@@ -7,7 +7,7 @@
 Requests are plain dicts in DynamoDB's JSON shape (``B`` values as base64 text). The
 client signs with its own SigV4 signer, sends through the pool's aiohttp session,
 verifies ``x-amz-crc32``, maps errors to :mod:`dynamorm_async.errors` and retries
-what is retryable, never past the current deadline (:mod:`dynamorm_async.deadline`).
+what is retryable, never past the current deadline (:mod:`dynamorm_async.deadlines`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from . import deadline as _deadline
+from . import deadlines as _deadline
 from .errors import (
     ChecksumMismatch,
     DeadlineExceeded,

@@ -129,7 +129,7 @@ class DecodeError(DynamormError):
 
 
 class DeadlineExceeded(DynamormError, TimeoutError):
-    """The current deadline (see :mod:`dynamorm_async.deadline`) ran out."""
+    """The current deadline (see :mod:`dynamorm_async.deadlines`) ran out."""
 
 
 class TransportError(DynamormError):

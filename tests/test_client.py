@@ -10,7 +10,7 @@ import pytest
 
 from dynamorm_async import ClientPool, DynamoClient, errors
 from dynamorm_async.attrvalue import to_item
-from dynamorm_async.deadline import deadline
+from dynamorm_async.deadlines import deadline
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from dynamorm_async import DynamoClient, RetryPolicy, errors
 from dynamorm_async.attrvalue import to_item
-from dynamorm_async.deadline import deadline
+from dynamorm_async.deadlines import deadline
 from dynamorm_async.testing.faults import Fault, FaultProxy
 
 FAST = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)

@@ -14,7 +14,7 @@ from typing import NoReturn, TypeVar
 import attrs
 import tenacity
 
-from .. import deadline as _deadline
+from .. import deadlines as _deadline
 from ..errors import DeadlineExceeded, DynamormError
 
 __all__ = ["RetryPolicy", "is_retryable"]
