@@ -47,6 +47,7 @@ __all__ = [
     "measure_subjects",
     "row",
     "set_bench_credentials",
+    "signed_headers",
     "verdict",
     "worker_main",
     "write_rows",
@@ -118,6 +119,31 @@ def set_bench_credentials() -> None:
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         os.environ.pop(name, None)
     os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+
+
+def signed_headers(url: str, region: str, operation: str, body: bytes) -> dict[str, str]:
+    """The headers of a real signed request, computed once, for the floor (which never signs).
+
+    The floor sends the same header bytes as a client would; it just does not recompute them.
+    """
+    from urllib.parse import urlsplit
+
+    from dynamorm_async.wire.credentials import Credentials
+    from dynamorm_async.wire.sigv4 import SigV4Signer
+
+    headers = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": f"DynamoDB_20120810.{operation}",
+    }
+    SigV4Signer(region).sign(
+        Credentials("bench", "bench"),
+        method="POST",
+        host=urlsplit(url).netloc,
+        path="/",
+        headers=headers,
+        body=body,
+    )
+    return headers
 
 
 def cpu_seconds() -> float:
@@ -192,7 +218,7 @@ def _emit(message: dict[str, Any]) -> None:
 async def _serve(factory: SubjectFactory, check: Callable[[Any], None], args: Any) -> None:
     conc: int = args.concurrency
     warmup: int = args.warmup or max(conc * 4, args.ops // 10)
-    min_ops = max(conc * 8, min(args.ops, 500))
+    min_ops = min(args.ops, conc * 8)
     async with factory(args.url) as op:
         check(await op())
         cpu, _ = await drive(op, warmup, conc)

@@ -32,6 +32,7 @@ from _common import (
     measure_subjects,
     row,
     set_bench_credentials,
+    signed_headers,
     verdict,
     worker_main,
     write_rows,
@@ -69,35 +70,13 @@ def _check_plain(out: Any) -> None:
         raise AssertionError(f"unexpected GetItem item: {out!r}")
 
 
-def floor_headers(url: str) -> dict[str, str]:
-    """The headers of a real signed GetItem, computed once (the floor does not sign)."""
-    from urllib.parse import urlsplit
-
-    from dynamorm_async.wire.credentials import Credentials
-    from dynamorm_async.wire.sigv4 import SigV4Signer
-
-    headers = {
-        "Content-Type": "application/x-amz-json-1.0",
-        "X-Amz-Target": "DynamoDB_20120810.GetItem",
-    }
-    SigV4Signer(REGION).sign(
-        Credentials("bench", "bench"),
-        method="POST",
-        host=urlsplit(url).netloc,
-        path="/",
-        headers=headers,
-        body=orjson.dumps(REQUEST),
-    )
-    return headers
-
-
 @asynccontextmanager
 async def floor(url: str) -> AsyncIterator[Op]:
     """Raw aiohttp: POST pre-encoded bytes, read, ``orjson.loads``."""
     import aiohttp
 
     body = orjson.dumps(REQUEST)
-    headers = floor_headers(url)
+    headers = signed_headers(url, REGION, "GetItem", body)
     connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE)
     async with aiohttp.ClientSession(
         connector=connector, skip_auto_headers=("Accept-Encoding",), auto_decompress=False
