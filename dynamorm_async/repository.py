@@ -1,0 +1,549 @@
+"""``Repository[T]``: the async CRUD, query and scan API for one entity class.
+
+>>> repo = Repository(Payment, client)
+>>> await repo.create(Payment(pk="p#1", sk="v", amount=Decimal("9.50")))
+>>> p = await repo.get(pk="p#1", sk="v")
+>>> p = await repo.update(p, Payment.status.set(Status.PAID))      # partial update
+>>> p = await repo.update(attrs.evolve(p, amount=Decimal(12)))      # versioned whole update
+>>> async for p in repo.query(Payment.pk == "p#1", filter=Payment.amount > 5): ...
+
+Every request is validated before it is sent: keys against the entity's key schema,
+item size against DynamoDB's 400 KB, expressions against the entity's fields.
+Methods never mutate the object passed in; they return the stored version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, Literal, TypeVar, overload
+
+import attrs
+
+from .attrvalue import check_item_size
+from .client import DynamoClient
+from .cursor import CursorCodec
+from .errors import (
+    AlreadyExists,
+    ConditionalCheckFailed,
+    InvalidInput,
+    ItemNotFound,
+    VersionConflict,
+)
+from .expr import Condition, ExpressionBuilder, Path, UpdateAction
+from .model import EntityMeta, meta_of
+from .query import ParallelScan, Query, Scan, check_cursor_segments
+from .tables import validate_table_name
+
+__all__ = ["Repository"]
+
+T = TypeVar("T")
+
+KeyLike = Any  # an entity instance, or a mapping of key field names to values
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+class Repository(Generic[T]):
+    """Async data access for entity class ``entity`` through ``client``.
+
+    ``table_prefix`` is put before the entity's table name (per-tenant tables);
+    ``cursor_secret`` signs pagination cursors (see :class:`~dynamorm_async.cursor.CursorCodec`);
+    ``clock`` supplies ``created_at``/``updated_at`` (tz-aware UTC).
+    """
+
+    def __init__(
+        self,
+        entity: type[T],
+        client: DynamoClient,
+        *,
+        table_prefix: str = "",
+        cursor_secret: bytes | str | None = None,
+        clock: Callable[[], _dt.datetime] = _utcnow,
+    ) -> None:
+        self.meta: EntityMeta[T] = meta_of(entity)
+        self.entity = entity
+        self.client = client
+        self.table_name = validate_table_name(table_prefix + self.meta.table)
+        self._cursors = CursorCodec(cursor_secret)
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"Repository({self.entity.__name__}, table={self.table_name!r})"
+
+    # ------------------------------------------------------------------ helpers
+
+    def _key(self, target: KeyLike) -> dict[str, Any]:
+        if isinstance(target, self.entity):
+            return self.meta.encode_key(target)
+        if isinstance(target, Mapping):
+            return self.meta.key_from_kwargs(**target)
+        raise InvalidInput(
+            f"expected a {self.entity.__name__} or a mapping of its key fields, "
+            f"got {type(target).__name__}"
+        )
+
+    def _builder(self) -> ExpressionBuilder:
+        return ExpressionBuilder(entity=self.entity)
+
+    def _stamp(self, obj: T, *, created: bool) -> T:
+        changes: dict[str, Any] = {}
+        now = None
+        meta = self.meta
+        if meta.updated_at is not None:
+            now = self._clock()
+            changes[meta.updated_at.name] = now
+        if meta.created_at is not None and (created or getattr(obj, meta.created_at.name) is None):
+            changes[meta.created_at.name] = now or self._clock()
+        return attrs.evolve(obj, **changes) if changes else obj  # type: ignore[misc]
+
+    def _encode(self, obj: T) -> dict[str, Any]:
+        item = self.meta.encode(obj)
+        check_item_size(item)
+        return item
+
+    def _hash_exists(self) -> Condition:
+        return self.meta.path(self.meta.hash_key.field_name).exists()
+
+    def _decode_old(self, exc: ConditionalCheckFailed) -> T | None:
+        item = exc.item
+        return None if item is None else self.meta.decode(item)
+
+    # ------------------------------------------------------------------ get
+
+    async def get(
+        self, key: KeyLike | None = None, /, *, consistent: bool = False, **key_fields: Any
+    ) -> T | None:
+        """The item with this key, or ``None``. Give the key as an entity, a mapping,
+        or keyword arguments: ``get(pk="p#1", sk="v")``."""
+        target = key if key is not None else key_fields
+        req: dict[str, Any] = {"TableName": self.table_name, "Key": self._key(target)}
+        if consistent:
+            req["ConsistentRead"] = True
+        out = await self.client.call("GetItem", req)
+        item = out.get("Item")
+        return None if item is None else self.meta.decode(item)
+
+    async def get_or_raise(
+        self, key: KeyLike | None = None, /, *, consistent: bool = False, **key_fields: Any
+    ) -> T:
+        """Like :meth:`get`, but a missing item raises :class:`ItemNotFound`."""
+        found = await self.get(key, consistent=consistent, **key_fields)
+        if found is None:
+            target = key if key is not None else key_fields
+            raise ItemNotFound(f"no {self.entity.__name__} with key {self._key(target)}")
+        return found
+
+    # ------------------------------------------------------------------ writes
+
+    @overload
+    async def put(
+        self, obj: T, *, condition: Condition | None = ..., return_old: Literal[False] = ...
+    ) -> T: ...
+
+    @overload
+    async def put(
+        self, obj: T, *, condition: Condition | None = ..., return_old: Literal[True]
+    ) -> T | None: ...
+
+    async def put(
+        self, obj: T, *, condition: Condition | None = None, return_old: bool = False
+    ) -> T | None:
+        """Write ``obj`` whole (replacing any item with its key). Returns the written
+        entity, or with ``return_old=True`` the item it replaced (``None`` if none).
+
+        A false ``condition`` raises :class:`~dynamorm_async.errors.ConditionalCheckFailed`.
+        ``put`` does not check or change the version; use :meth:`update` for that.
+        """
+        obj = self._stamp(obj, created=False)
+        req: dict[str, Any] = {"TableName": self.table_name, "Item": self._encode(obj)}
+        if condition is not None:
+            b = self._builder()
+            req["ConditionExpression"] = b.condition(condition)
+            b.apply(req)
+        if return_old:
+            req["ReturnValues"] = "ALL_OLD"
+        out = await self.client.call("PutItem", req)
+        if return_old:
+            old = out.get("Attributes")
+            return None if old is None else self.meta.decode(old)
+        return obj
+
+    async def create(self, obj: T) -> T:
+        """Write ``obj`` only if no item has its key, else raise
+        :class:`~dynamorm_async.errors.AlreadyExists`. Sets the version to 1 and both
+        timestamps. Returns the stored entity."""
+        obj = self._stamp(obj, created=True)
+        if self.meta.version is not None:
+            obj = attrs.evolve(obj, **{self.meta.version.name: 1})  # type: ignore[misc]
+        b = self._builder()
+        req: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": self._encode(obj),
+            "ConditionExpression": b.condition(
+                self.meta.path(self.meta.hash_key.field_name).not_exists()
+            ),
+        }
+        b.apply(req)
+        try:
+            await self.client.call("PutItem", req)
+        except ConditionalCheckFailed as exc:
+            raise AlreadyExists(
+                f"a {self.entity.__name__} with key {self.meta.encode_key(obj)} already exists",
+                code=exc.code,
+                status=exc.status,
+                request_id=exc.request_id,
+                response=exc.response,
+            ) from exc
+        return obj
+
+    async def update(
+        self, target: KeyLike, *actions: UpdateAction, condition: Condition | None = None
+    ) -> T:
+        """Update an existing item and return the new stored entity.
+
+        * With ``actions`` (``Payment.status.set(...)``, ``Payment.count.increment()``...):
+          a partial UpdateItem on ``target``'s key (an entity or a key mapping). It also
+          sets ``updated_at`` and increments the version, if declared.
+        * Without actions, ``target`` is a whole entity: it replaces the stored item if the
+          stored version equals ``target``'s (optimistic locking), writing version + 1.
+          A mismatch raises :class:`~dynamorm_async.errors.VersionConflict` carrying the
+          current entity.
+
+        A missing item raises :class:`~dynamorm_async.errors.ItemNotFound`; a false
+        ``condition`` raises :class:`~dynamorm_async.errors.ConditionalCheckFailed`.
+        """
+        if actions:
+            return await self._update_actions(target, actions, condition)
+        if not isinstance(target, self.entity):
+            raise InvalidInput("update() without actions needs a whole entity to write")
+        return await self._update_whole(target, condition)
+
+    async def _update_actions(
+        self, target: KeyLike, actions: Iterable[UpdateAction], condition: Condition | None
+    ) -> T:
+        meta = self.meta
+        acts = list(actions)
+        touched = {a.path.elements[0] for a in acts}
+        if meta.updated_at is not None and meta.updated_at.stored_name not in touched:
+            acts.append(meta.path(meta.updated_at.name).set(self._clock()))
+        if meta.version is not None and meta.version.stored_name not in touched:
+            acts.append(meta.path(meta.version.name).increment(1, initial=0))
+        b = self._builder()
+        cond = self._hash_exists() if condition is None else self._hash_exists() & condition
+        req: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": self._key(target),
+            "UpdateExpression": b.update(acts, protected=[k.stored_name for k in meta.key_attrs]),
+            "ConditionExpression": b.condition(cond),
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        b.apply(req)
+        try:
+            out = await self.client.call("UpdateItem", req)
+        except ConditionalCheckFailed as exc:
+            if exc.item is None:
+                raise ItemNotFound(
+                    f"no {self.entity.__name__} with key {req['Key']} to update"
+                ) from exc
+            raise
+        return meta.decode(out["Attributes"])
+
+    async def _update_whole(self, obj: T, condition: Condition | None) -> T:
+        meta = self.meta
+        cond = self._hash_exists()
+        version = meta.version
+        if version is not None:
+            expected = getattr(obj, version.name)
+            cond = cond & (meta.path(version.name) == expected)
+            obj = attrs.evolve(obj, **{version.name: (expected or 0) + 1})  # type: ignore[misc]
+        if condition is not None:
+            cond = cond & condition
+        obj = self._stamp(obj, created=False)
+        b = self._builder()
+        req: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": self._encode(obj),
+            "ConditionExpression": b.condition(cond),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        b.apply(req)
+        try:
+            await self.client.call("PutItem", req)
+        except ConditionalCheckFailed as exc:
+            self._raise_conflict(exc, obj, version is not None, req["Item"])
+        return obj
+
+    def _raise_conflict(
+        self, exc: ConditionalCheckFailed, obj: T, versioned: bool, item: Mapping[str, Any]
+    ) -> None:
+        current = self._decode_old(exc)
+        key = self.meta.key_from_item(item)
+        if current is None:
+            raise ItemNotFound(f"no {self.entity.__name__} with key {key}") from exc
+        if versioned:
+            assert self.meta.version is not None
+            name = self.meta.version.name
+            stored, mine = getattr(current, name), getattr(obj, name) - 1
+            if stored != mine:
+                raise VersionConflict(
+                    f"{self.entity.__name__} {key}: stored version is {stored}, "
+                    f"this update expected {mine}; reload and retry",
+                    current=current,
+                    code=exc.code,
+                    status=exc.status,
+                    request_id=exc.request_id,
+                    response=exc.response,
+                ) from exc
+        raise exc
+
+    async def delete(
+        self,
+        target: KeyLike,
+        *,
+        condition: Condition | None = None,
+        check_version: bool = True,
+    ) -> T | None:
+        """Delete the item; return the deleted entity (``None`` if there was none).
+
+        When ``target`` is an entity of a versioned class and ``check_version`` is true,
+        the stored version must equal ``target``'s (else
+        :class:`~dynamorm_async.errors.VersionConflict`).
+        """
+        meta = self.meta
+        cond = condition
+        versioned = check_version and meta.version is not None and isinstance(target, self.entity)
+        if versioned:
+            assert meta.version is not None
+            vcond = meta.path(meta.version.name) == getattr(target, meta.version.name)
+            cond = vcond if cond is None else vcond & cond
+        req: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": self._key(target),
+            "ReturnValues": "ALL_OLD",
+        }
+        if cond is not None:
+            b = self._builder()
+            req["ConditionExpression"] = b.condition(cond)
+            req["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            b.apply(req)
+        try:
+            out = await self.client.call("DeleteItem", req)
+        except ConditionalCheckFailed as exc:
+            if versioned:
+                current = self._decode_old(exc)
+                assert meta.version is not None
+                name = meta.version.name
+                if current is None or getattr(current, name) != getattr(target, name):
+                    raise VersionConflict(
+                        f"{self.entity.__name__} {req['Key']}: stored version is "
+                        f"{None if current is None else getattr(current, name)}, "
+                        f"delete expected {getattr(target, name)}",
+                        current=current,
+                        code=exc.code,
+                        status=exc.status,
+                        response=exc.response,
+                    ) from exc
+            raise
+        old = out.get("Attributes")
+        return None if old is None else meta.decode(old)
+
+    # ------------------------------------------------------------------ query / scan
+
+    def _read_request(
+        self,
+        operation: str,
+        *,
+        index: str | None,
+        key_condition: Condition | None,
+        filter: Condition | None,
+        projection: Iterable[Path | str] | None,
+        consistent: bool,
+        page_size: int | None,
+        reverse: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any], Callable[[Mapping[str, Any]], dict[str, Any]]]:
+        meta = self.meta
+        req: dict[str, Any] = {"TableName": self.table_name}
+        hash_key, range_key = meta.hash_key, meta.range_key
+        key_of: Callable[[Mapping[str, Any]], dict[str, Any]] = meta.key_from_item
+        if index is not None:
+            idx = meta.index(index)
+            req["IndexName"] = index
+            hash_key, range_key = idx.hash_key, idx.range_key
+            key_of = lambda item: meta.index_key_from_item(index, item)  # noqa: E731
+            if consistent and idx.kind == "GSI":
+                raise InvalidInput(
+                    f"index {index} is a GSI: DynamoDB has no consistent reads on GSIs"
+                )
+            if idx.projection.type != "ALL" and projection is None:
+                raise InvalidInput(
+                    f"index {index} projects {idx.projection.type}, so its items are not whole "
+                    f"{self.entity.__name__} entities: pass projection=[...] to read them as dicts"
+                )
+        if page_size is not None:
+            if page_size < 1:
+                raise InvalidInput("page_size must be >= 1")
+            req["Limit"] = page_size
+        if consistent:
+            req["ConsistentRead"] = True
+        if reverse:
+            req["ScanIndexForward"] = False
+        b = self._builder()
+        if key_condition is not None:
+            req["KeyConditionExpression"] = b.key_condition(
+                key_condition,
+                hash_key=hash_key.stored_name,
+                range_key=None if range_key is None else range_key.stored_name,
+            )
+        if filter is not None:
+            req["FilterExpression"] = b.condition(filter)
+        count_req = b.apply(dict(req))
+        if projection is not None:
+            paths = [meta.path(p) if isinstance(p, str) else p for p in projection]
+            keys = [meta.path(k.field_name) for k in meta.key_attrs]
+            if index is not None:
+                keys += [meta.path(k.field_name) for k in meta.index(index).keys]
+            wanted = {p.elements: p for p in [*paths, *keys]}
+            req["ProjectionExpression"] = b.projection(list(wanted.values()))
+        b.apply(req)
+        return req, dict(count_req), key_of
+
+    def _partial(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for stored, av in item.items():
+            f = self.meta.field_for_stored(stored)
+            if f is not None:
+                out[f.name] = f.decode_value(av)
+        return out
+
+    def query(
+        self,
+        key_condition: Condition,
+        *,
+        index: str | None = None,
+        filter: Condition | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        projection: Iterable[Path | str] | None = None,
+        consistent: bool = False,
+        page_size: int | None = None,
+        cursor: str | None = None,
+    ) -> Query[Any]:
+        """A Query on the table or ``index``: iterate it for entities (or, with
+        ``projection``, dicts of the projected fields), or use ``.pages()``,
+        ``.first()``, ``.count()``, ``.to_list()``.
+
+        ``key_condition`` needs hash-key equality and at most one range-key condition
+        (``==``, ``<``, ``<=``, ``>``, ``>=``, ``between``, ``begins_with``) on the keys
+        of the table or index. ``cursor`` resumes after a page's ``cursor``.
+        """
+        req, count_req, key_of = self._read_request(
+            "Query",
+            index=index,
+            key_condition=key_condition,
+            filter=filter,
+            projection=projection,
+            consistent=consistent,
+            page_size=page_size,
+            reverse=reverse,
+        )
+        decode: Callable[[dict[str, Any]], Any] = (
+            self.meta.decode if projection is None else self._partial
+        )
+        return Query(
+            self.client,
+            req,
+            decode,
+            key_of,
+            self._cursors,
+            limit=limit,
+            cursor=cursor,
+            count_request=count_req,
+        )
+
+    def scan(
+        self,
+        *,
+        filter: Condition | None = None,
+        index: str | None = None,
+        limit: int | None = None,
+        projection: Iterable[Path | str] | None = None,
+        consistent: bool = False,
+        page_size: int | None = None,
+        segments: int = 1,
+        cursor: str | None = None,
+        cursors: Mapping[int, str | None] | None = None,
+    ) -> Query[Any] | ParallelScan[Any]:
+        """A Scan of the table or ``index``, optionally split into ``segments`` that run
+        concurrently and merge into one iterator (bounded buffering).
+
+        A plain scan resumes with ``cursor``; a parallel scan with ``cursors`` mapping a
+        segment to its last page's cursor (``None`` for a finished segment).
+        """
+        if not 1 <= segments <= 1_000_000:
+            raise InvalidInput("segments must be between 1 and 1,000,000")
+        req, count_req, key_of = self._read_request(
+            "Scan",
+            index=index,
+            key_condition=None,
+            filter=filter,
+            projection=projection,
+            consistent=consistent,
+            page_size=page_size,
+        )
+        decode: Callable[[dict[str, Any]], Any] = (
+            self.meta.decode if projection is None else self._partial
+        )
+        if segments == 1:
+            if cursors:
+                raise InvalidInput("cursors= is for parallel scans; use cursor=")
+            return Scan(
+                self.client,
+                req,
+                decode,
+                key_of,
+                self._cursors,
+                limit=limit,
+                cursor=cursor,
+                count_request=count_req,
+            )
+        if cursor is not None:
+            raise InvalidInput("a parallel scan resumes with cursors={segment: cursor}")
+        resume = dict(cursors or {})
+        check_cursor_segments(resume, segments)
+        parts: list[Scan[Any]] = []
+        for seg in range(segments):
+            if seg in resume and resume[seg] is None:
+                continue  # finished before
+            seg_req = {**req, "Segment": seg, "TotalSegments": segments}
+            seg_count = {**count_req, "Segment": seg, "TotalSegments": segments}
+            parts.append(
+                Scan(
+                    self.client,
+                    seg_req,
+                    decode,
+                    key_of,
+                    self._cursors,
+                    cursor=resume.get(seg),
+                    count_request=seg_count,
+                )
+            )
+        return ParallelScan(parts, limit=limit)
+
+    async def count(
+        self,
+        key_condition: Condition | None = None,
+        *,
+        index: str | None = None,
+        filter: Condition | None = None,
+        consistent: bool = False,
+    ) -> int:
+        """How many items match: a Query count with ``key_condition``, else a Scan count."""
+        if key_condition is None:
+            return await self.scan(index=index, filter=filter, consistent=consistent).count()
+        return await self.query(
+            key_condition, index=index, filter=filter, consistent=consistent
+        ).count()
