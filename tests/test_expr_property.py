@@ -13,6 +13,7 @@ from dynamorm_async.expr import (
     Condition,
     ExpressionBuilder,
     Path,
+    Size,
     UpdateAction,
     attr,
 )
@@ -119,8 +120,8 @@ def condition_names(c: Any) -> set[str]:
         v = getattr(c, slot, None)
         if isinstance(v, Path):
             out |= names_of(v)
-        elif v is not None and hasattr(v, "path"):
-            out |= names_of(v.path)  # Size
+        elif isinstance(v, Size):
+            out |= names_of(v.path)
         elif isinstance(v, Condition):
             out |= condition_names(v)
     for child in getattr(c, "conditions", ()) or ():

@@ -6,7 +6,7 @@ pytest plugin and :class:`~dynamorm_async.client.DynamoClient`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -57,7 +57,7 @@ class Table:
     async def update(
         self,
         key: dict[str, Any],
-        actions: list[UpdateAction],
+        actions: Sequence[UpdateAction],
         condition: Condition | None = None,
     ) -> dict[str, Any]:
         b = ExpressionBuilder()
@@ -204,7 +204,7 @@ async def test_reserved_and_odd_names(table: Table) -> None:
     await table.update(key, [attr("m")[n].set(n) for n in WEIRD])
     item = await table.get(key)
     assert item == {**key, **{n: i for i, n in enumerate(WEIRD)}, "m": {n: n for n in WEIRD}}
-    cond = attr("a.b") == 3
+    cond: Condition = attr("a.b") == 3
     for i, n in enumerate(WEIRD):
         cond = cond & (attr(n) == i) & (attr("m")[n] == n)
     with pytest.raises(ConditionalCheckFailed):

@@ -61,17 +61,19 @@ def leaf(rng: random.Random) -> Tree:
                 return not (_same_type(x, v) and x == v)
             if not _same_type(x, v):
                 return False
-            return {
-                "==": x == v,
-                "<": x < v,
-                "<=": x <= v,
-                ">": x > v,
-                ">=": x >= v,
-            }[op]
+            return bool(
+                {
+                    "==": x == v,
+                    "<": x < v,
+                    "<=": x <= v,
+                    ">": x > v,
+                    ">=": x >= v,
+                }[op]
+            )
 
         return cond, cmp
     if kind == 1:
-        pool = NUMBERS if rng.random() < 0.5 else STRINGS
+        pool: list[Any] = NUMBERS if rng.random() < 0.5 else STRINGS
         lo, hi = sorted(rng.sample(pool, 2))
         return path.between(lo, hi), lambda i: _same_type(get(i), lo) and lo <= get(i) <= hi
     if kind == 2:
