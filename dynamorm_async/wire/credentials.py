@@ -159,9 +159,13 @@ class RefreshableCredentials(CredentialProvider):
     * Mandatory window (less than ``mandatory`` seconds left, or nothing fetched yet): every
       caller waits for the refresh; if it fails they get :class:`CredentialRefreshFailed`.
 
-    Refreshes are single-flight: concurrent callers share one ``fetch()``. The shared task
-    belongs to the running loop; a call from a new loop never waits on a dead loop's task.
-    ``clock`` (seconds since the epoch) exists for tests.
+    Credentials that are already inside a window when fetched are reused for
+    ``retry_interval`` seconds (never past their expiry) rather than refetched per call.
+
+    Refreshes are single-flight: concurrent callers share one ``fetch()``, and a cancelled
+    caller does not cancel it. The shared task belongs to the running loop; a call from a
+    new loop never waits on a dead loop's task (no loop-bound lock is kept). Meant for one
+    thread at a time. ``clock`` (seconds since the epoch) exists for tests.
     """
 
     def __init__(
@@ -178,6 +182,8 @@ class RefreshableCredentials(CredentialProvider):
             raise InvalidInput("RefreshableCredentials needs a non-empty identity")
         if not 0 <= mandatory <= advance:
             raise InvalidInput(f"need 0 <= mandatory ({mandatory}) <= advance ({advance})")
+        if not retry_interval >= 0:
+            raise InvalidInput(f"retry_interval must be >= 0, not {retry_interval}")
         self._fetch = fetch
         self._identity = identity
         self._advance = float(advance)
@@ -224,7 +230,11 @@ class RefreshableCredentials(CredentialProvider):
             try:
                 return await asyncio.shield(task)
             except Exception:
-                _log.warning("advisory credential refresh failed for %s", self._identity)
+                _log.warning(
+                    "advisory credential refresh failed for %s; keeping the current ones",
+                    self._identity,
+                    exc_info=True,
+                )
                 return current
         if task is None:
             task = self._start(loop)
