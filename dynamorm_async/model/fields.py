@@ -1,0 +1,95 @@
+"""``field()``: an ``attrs.field`` carrying dynamorm options (stored name, epoch, encryption).
+
+The options live in the attrs field's ``metadata`` under :data:`METADATA_KEY`, so a
+class declared with :func:`field` stays a normal attrs class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["METADATA_KEY", "FieldOptions", "field", "options_of"]
+
+#: The key under which :func:`field` stores its :class:`FieldOptions` in attrs metadata.
+METADATA_KEY = "dynamorm"
+
+
+@attrs.frozen
+class FieldOptions:
+    """The dynamorm options of one field.
+
+    ``name`` is the stored attribute name (``None``: same as the Python name);
+    ``epoch`` stores datetimes as epoch seconds (``N``) instead of ISO-8601 text
+    (``None``: the default, which is ISO text except for the TTL field);
+    ``encrypted`` marks the field for client-side encryption.
+    """
+
+    name: str | None = None
+    epoch: bool | None = None
+    encrypted: bool = False
+
+
+_DEFAULT_OPTIONS = FieldOptions()
+
+
+def options_of(attribute: attrs.Attribute[Any]) -> FieldOptions:
+    """The :class:`FieldOptions` of an attrs attribute (defaults if it has none)."""
+    opts = attribute.metadata.get(METADATA_KEY)
+    return opts if isinstance(opts, FieldOptions) else _DEFAULT_OPTIONS
+
+
+def field(
+    name: str | None = None,
+    *,
+    default: Any = attrs.NOTHING,
+    factory: Callable[[], Any] | None = None,
+    epoch: bool | None = None,
+    encrypted: bool = False,
+    validator: Any = None,
+    converter: Any = None,
+    kw_only: bool | None = None,
+    repr: bool = True,
+    eq: bool | None = None,
+    order: bool | None = None,
+    hash: bool | None = None,
+    init: bool = True,
+    alias: str | None = None,
+    metadata: Mapping[Any, Any] | None = None,
+) -> Any:
+    """Declare an entity field: ``attrs.field`` plus dynamorm options.
+
+    * ``name``: the attribute name stored in DynamoDB (default: the Python name).
+    * ``default`` / ``factory``: as in attrs (give at most one).
+    * ``epoch``: store a ``datetime`` as epoch seconds (``N``, microseconds kept)
+      instead of ISO-8601 UTC text.
+    * ``encrypted``: mark the field for client-side encryption (recorded only).
+    * ``validator``, ``converter``, ``kw_only``, ``repr``, ``eq``, ``order``,
+      ``hash``, ``init``, ``alias``, ``metadata``: passed to ``attrs.field``.
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"field(name=...) must be a non-empty str, got {name!r}")
+    if default is not attrs.NOTHING and factory is not None:
+        raise ValueError("field() takes default= or factory=, not both")
+    meta = dict(metadata or {})
+    meta[METADATA_KEY] = FieldOptions(name=name, epoch=epoch, encrypted=bool(encrypted))
+    kwargs: dict[str, Any] = {
+        "validator": validator,
+        "converter": converter,
+        "repr": repr,
+        "eq": eq,
+        "order": order,
+        "hash": hash,
+        "init": init,
+        "metadata": meta,
+        "alias": alias,
+    }
+    if kw_only is not None:
+        kwargs["kw_only"] = kw_only
+    if factory is not None:
+        kwargs["factory"] = factory
+    else:
+        kwargs["default"] = default
+    return attrs.field(**kwargs)
