@@ -11,7 +11,8 @@ Before and after every run, the parent reads the null server's request count: it
 grow by exactly the number of calls the worker reports making, or the run fails.
 
 CPU is ``ru_utime + ru_stime`` of ``getrusage(RUSAGE_SELF)`` in the worker, around the
-timed loop only; the server's CPU is in another process.
+timed loop only; the server's CPU is in another process. Ratios between subjects are
+medians of per-round ratios (:meth:`SubjectResult.ratio_to`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ __all__ = [
     "drive",
     "markdown_table",
     "measure_subjects",
+    "report",
     "row",
+    "runs_table",
     "set_bench_credentials",
     "signed_headers",
     "verdict",
@@ -100,6 +103,15 @@ class SubjectResult:
     def ops_per_s(self) -> float:
         """Median wall-clock throughput."""
         return self.ops / statistics.median(self.wall_s)
+
+    def ratio_to(self, other: SubjectResult) -> float:
+        """Median over rounds of (this CPU per op) / (``other``'s CPU per op, same round).
+
+        Runs of one round are close in time, so pairing them cancels most of the drift
+        that other load on the machine causes; the median then drops outlier rounds.
+        """
+        pairs = zip(self.cpu_s, other.cpu_s, strict=True)
+        return statistics.median((a / self.ops) / (b / other.ops) for a, b in pairs)
 
     @property
     def spread(self) -> float:
@@ -192,6 +204,9 @@ def base_parser(
     )
     p.add_argument(
         "--check-targets", action="store_true", help="exit 1 when a DESIGN.md target is missed"
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also print every run's CPU per operation"
     )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
@@ -383,6 +398,36 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     ]
     lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def runs_table(results: dict[str, SubjectResult]) -> str:
+    """Every run's CPU µs per operation, one row per subject, one column per round."""
+    rounds = max((len(r.cpu_s) for r in results.values()), default=0)
+    rows = [[name, *(cpu / res.ops * 1e6 for cpu in res.cpu_s)] for name, res in results.items()]
+    return markdown_table(["subject", *(f"round {i + 1}" for i in range(rounds))], rows)
+
+
+def report(
+    title: str, results: dict[str, SubjectResult], headers: Sequence[str], verbose: bool
+) -> None:
+    """Print the title, the per-subject table (floor ratios paired by round) and the runs."""
+    base = results.get("floor")
+    table = [
+        [
+            name,
+            res.ops,
+            res.cpu_us_per_op,
+            f"{res.ratio_to(base):.2f}x" if base else "n/a",
+            res.ops_per_s,
+            f"{res.spread:.0%}",
+        ]
+        for name, res in results.items()
+    ]
+    print(title + "\n")
+    print(markdown_table(headers, table))
+    if verbose:
+        print("\nCPU µs per operation, run by run:\n")
+        print(runs_table(results))
 
 
 def verdict(what: str, ok: bool, detail: str) -> tuple[bool, str]:

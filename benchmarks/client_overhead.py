@@ -27,9 +27,10 @@ from _common import (
     Op,
     Row,
     SubjectFactory,
+    SubjectResult,
     base_parser,
-    markdown_table,
     measure_subjects,
+    report,
     row,
     set_bench_credentials,
     signed_headers,
@@ -176,41 +177,36 @@ def main() -> int:
         results = measure_subjects(str(Path(__file__).resolve()), server, args, list(FACTORIES))
 
     rows: list[Row] = []
-    table = []
-    floor_cpu = results["floor"].cpu_us_per_op if "floor" in results else None
     for subject, res in results.items():
         rows.append(row(BENCHMARK, subject, "cpu_us_per_op", res.cpu_us_per_op, "us"))
         rows.append(row(BENCHMARK, subject, "ops_per_s", res.ops_per_s, "ops/s"))
-        ratio = f"{res.cpu_us_per_op / floor_cpu:.2f}x" if floor_cpu else "n/a"
-        spread = f"{res.spread:.0%}"
-        table.append([subject, res.ops, res.cpu_us_per_op, ratio, res.ops_per_s, spread])
     write_rows(args.json, rows)
-    print(
+    title = (
         f"GetItem client overhead: null server, {args.concurrency} concurrent tasks, "
-        f"median of {args.repeat} interleaved runs\n"
+        f"median of {args.repeat} interleaved runs"
     )
     headers = ["subject", "ops/run", "CPU µs/op", "vs floor", "ops/s", "CPU spread"]
-    print(markdown_table(headers, table))
-    checks = _targets({s: r.cpu_us_per_op for s, r in results.items()})
+    report(title, results, headers, args.verbose)
+    checks = _targets(results)
     if checks:
-        print("\nTargets (DESIGN.md):")
+        print("\nTargets (DESIGN.md; ratios are medians of per-round ratios):")
         print("\n".join(line for _, line in checks))
     return 1 if args.check_targets and not all(ok for ok, _ in checks) else 0
 
 
-def _targets(cpu: dict[str, float]) -> list[tuple[bool, str]]:
-    ours = cpu.get("dynamorm_async")
+def _targets(results: dict[str, SubjectResult]) -> list[tuple[bool, str]]:
+    ours = results.get("dynamorm_async")
     if ours is None:
         return []
     out = []
-    if "floor" in cpu:
-        r = ours / cpu["floor"]
+    if "floor" in results:
+        r = ours.ratio_to(results["floor"])
         out.append(verdict("CPU <= 1.5x floor", r <= 1.5, f"{r:.2f}x"))
-    if "aiobotocore" in cpu:
-        r = cpu["aiobotocore"] / ours
+    if "aiobotocore" in results:
+        r = results["aiobotocore"].ratio_to(ours)
         out.append(verdict(">= 5x less CPU than aiobotocore", r >= 5, f"{r:.1f}x"))
-    if "aiodynamo" in cpu:
-        r = cpu["aiodynamo"] / ours
+    if "aiodynamo" in results:
+        r = results["aiodynamo"].ratio_to(ours)
         out.append(verdict("less CPU than aiodynamo", r > 1, f"{r:.2f}x"))
     return out
 
