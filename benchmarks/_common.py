@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -36,32 +37,13 @@ from typing import IO, Any, NoReturn, TypedDict
 
 from _nullserver import NullServer
 
-__all__ = [
-    "Op",
-    "Row",
-    "SubjectFactory",
-    "SubjectResult",
-    "base_parser",
-    "cpu_seconds",
-    "drive",
-    "markdown_table",
-    "measure_subjects",
-    "report",
-    "row",
-    "runs_table",
-    "set_bench_credentials",
-    "signed_headers",
-    "verdict",
-    "worker_main",
-    "write_rows",
-]
-
 #: One operation of a subject: an awaitable call that returns the decoded answer.
 Op = Callable[[], Awaitable[Any]]
 #: Builds a subject against an endpoint URL: an async context manager yielding its ``Op``.
 SubjectFactory = Callable[[str], AbstractAsyncContextManager[Op]]
 
 _READ_TIMEOUT = 600.0
+_UNSET_ENV = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB")
 
 
 class Row(TypedDict):
@@ -76,23 +58,19 @@ class Row(TypedDict):
 
 def row(benchmark: str, subject: str, metric: str, value: float, unit: str) -> Row:
     """Build a :class:`Row`, rounding the value to 3 decimals."""
-    return {
-        "benchmark": benchmark,
-        "subject": subject,
-        "metric": metric,
-        "value": round(value, 3),
-        "unit": unit,
-    }
+    return Row(
+        benchmark=benchmark, subject=subject, metric=metric, value=round(value, 3), unit=unit
+    )
 
 
+@dataclasses.dataclass
 class SubjectResult:
     """The timed runs of one subject: CPU and wall seconds per run of ``ops`` operations."""
 
-    def __init__(self, subject: str, ops: int) -> None:
-        self.subject = subject
-        self.ops = ops
-        self.cpu_s: list[float] = []
-        self.wall_s: list[float] = []
+    subject: str
+    ops: int
+    cpu_s: list[float] = dataclasses.field(default_factory=list)
+    wall_s: list[float] = dataclasses.field(default_factory=list)
 
     @property
     def cpu_us_per_op(self) -> float:
@@ -121,16 +99,17 @@ class SubjectResult:
 
 def set_bench_credentials() -> None:
     """Dummy credentials and a region for every subject; no profile or IMDS lookups."""
-    os.environ["AWS_ACCESS_KEY_ID"] = "bench"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "bench"
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    os.environ["AWS_REGION"] = "us-east-1"
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    os.environ["AWS_CONFIG_FILE"] = os.devnull
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    for name in _UNSET_ENV:
         os.environ.pop(name, None)
-    os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
 
 
 def signed_headers(url: str, region: str, operation: str, body: bytes) -> dict[str, str]:
@@ -214,12 +193,8 @@ def base_parser(
 
 
 def _forward(args: argparse.Namespace) -> list[str]:
-    return [
-        f"--ops={args.ops}",
-        f"--warmup={args.warmup}",
-        f"--max-seconds={args.max_seconds}",
-        f"--concurrency={args.concurrency}",
-    ]
+    names = ("ops", "warmup", "max_seconds", "concurrency")
+    return [f"--{n.replace('_', '-')}={getattr(args, n)}" for n in names]
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -280,7 +255,6 @@ class _Worker:
             stderr=self._err,
             bufsize=0,
         )
-        self._buf = bytearray()
 
     def send(self, line: str) -> None:
         assert self._proc.stdin is not None
@@ -288,26 +262,19 @@ class _Worker:
         self._proc.stdin.flush()
 
     def read(self) -> dict[str, Any]:
-        out = self._proc.stdout
+        out = self._proc.stdout  # unbuffered: select() sees all that is unread
         assert out is not None
-        fd = out.fileno()
         with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
+            sel.register(out, selectors.EVENT_READ)
             while True:
-                nl = self._buf.find(b"\n")
-                if nl >= 0:
-                    line = bytes(self._buf[: nl + 1])
-                    del self._buf[: nl + 1]
-                    if line.startswith(b"{"):
-                        message: dict[str, Any] = json.loads(line)
-                        return message
-                    continue
                 if not sel.select(_READ_TIMEOUT):
                     self.fail(f"no answer within {_READ_TIMEOUT:.0f} s")
-                chunk = os.read(fd, 65536)
-                if not chunk:
+                line = out.readline()
+                if not line:
                     self.fail(f"exited with status {self._proc.wait()}")
-                self._buf += chunk
+                if line.startswith(b"{"):
+                    message: dict[str, Any] = json.loads(line)
+                    return message
 
     def fail(self, why: str) -> NoReturn:
         self.close()
