@@ -175,9 +175,9 @@ def _set(
 def split_optional(codec: Codec) -> tuple[Codec, bool]:
     """``(codec without None, optional?)``: ``T | None`` gives ``(T, True)``.
 
-    ``Any`` admits ``None`` and so counts as optional.
+    ``Any`` admits ``None`` and so counts as optional, as does a field typed ``None``.
     """
-    if isinstance(codec, AnyCodec):
+    if isinstance(codec, AnyCodec | NoneCodec):
         return codec, True
     if isinstance(codec, UnionCodec) and any(isinstance(m, NoneCodec) for m in codec.members):
         rest = [m for m in codec.members if not isinstance(m, NoneCodec)]

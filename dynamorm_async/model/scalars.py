@@ -190,8 +190,9 @@ class DecimalCodec(Scalar):
         return f"(str({cd}({v})) if {v}.__class__ is {dec} and {v}.is_finite() else _fb())"
 
     def dec_raw(self, r: str, g: Gen) -> str:
-        """Fast."""
-        return f"{g.ref(Decimal, 'D')}({r})"
+        """Fast: finite values only (``NaN`` text is not DynamoDB's)."""
+        x = g.var("dec")
+        return f"({x} if ({x} := {g.ref(Decimal, 'D')}({r})).is_finite() else _fb())"
 
     def accepts(self, value: Any) -> bool:
         """Decimals and ints (not bools, not floats: they are not exact)."""
@@ -229,8 +230,9 @@ class FloatCodec(Scalar):
         return f"({g.ref(number_to_wire, 'ntw')}({v}) if {v}.__class__ is float else _fb())"
 
     def dec_raw(self, r: str, g: Gen) -> str:
-        """Fast."""
-        return f"float({r})"
+        """Fast: finite values only (``x - x`` is NaN for infinities and NaN)."""
+        x = g.var("fl")
+        return f"({x} if ({x} := float({r})) - {x} == 0 else _fb())"
 
     def accepts(self, value: Any) -> bool:
         """floats and ints (not bools)."""
