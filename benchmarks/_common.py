@@ -160,33 +160,39 @@ async def drive(op: Op, total: int, concurrency: int) -> tuple[float, float]:
 # ---------------------------------------------------------------------------- options
 
 
+def _positive(kind: Callable[[str], float], zero: bool = False) -> Callable[[str], Any]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not (value > 0 or (zero and value == 0)):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if zero else '>'} 0, not {text}")
+        return value
+
+    return parse
+
+
 def base_parser(
     description: str, subjects: Sequence[str], *, ops: int, concurrency: int, max_seconds: float
 ) -> argparse.ArgumentParser:
     """The options every null-server benchmark shares."""
     p = argparse.ArgumentParser(description=description)
+    count, seconds = _positive(int), _positive(float)
+    for flag, kind, default, text in (
+        ("--ops", count, ops, "operations per timed run (upper bound)"),
+        ("--repeat", count, 5, "timed runs per subject, interleaved; medians reported"),
+        ("--warmup", _positive(int, zero=True), 0, "warm-up operations per subject (0: ops/10)"),
+        (
+            "--max-seconds",
+            seconds,
+            max_seconds,
+            "CPU budget of a run; slower subjects do fewer ops",
+        ),
+        ("--concurrency", count, concurrency, "concurrent tasks issuing requests"),
+        ("--subjects", str, ",".join(subjects), f"comma-separated, from {list(subjects)}"),
+    ):
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument("--json", type=Path, help="write the result rows to this file")
-    p.add_argument("--ops", type=int, default=ops, help="operations per timed run (upper bound)")
-    p.add_argument("--repeat", type=int, default=5, help="timed runs per subject; medians reported")
-    p.add_argument("--warmup", type=int, default=0, help="warm-up operations (0: ops/10)")
-    p.add_argument(
-        "--max-seconds",
-        type=float,
-        default=max_seconds,
-        help="CPU budget of one timed run; a slower subject runs fewer operations",
-    )
-    p.add_argument(
-        "--concurrency", type=int, default=concurrency, help="concurrent tasks issuing requests"
-    )
-    p.add_argument(
-        "--subjects", default=",".join(subjects), help=f"comma-separated, from {list(subjects)}"
-    )
-    p.add_argument(
-        "--check-targets", action="store_true", help="exit 1 when a DESIGN.md target is missed"
-    )
-    p.add_argument(
-        "-v", "--verbose", action="store_true", help="also print every run's CPU per operation"
-    )
+    p.add_argument("--check-targets", action="store_true", help="exit 1 if a target is missed")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every run's CPU per op")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     return p
@@ -367,13 +373,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
-def runs_table(results: dict[str, SubjectResult]) -> str:
-    """Every run's CPU µs per operation, one row per subject, one column per round."""
-    rounds = max((len(r.cpu_s) for r in results.values()), default=0)
-    rows = [[name, *(cpu / res.ops * 1e6 for cpu in res.cpu_s)] for name, res in results.items()]
-    return markdown_table(["subject", *(f"round {i + 1}" for i in range(rounds))], rows)
-
-
 def report(
     title: str, results: dict[str, SubjectResult], headers: Sequence[str], verbose: bool
 ) -> None:
@@ -393,8 +392,10 @@ def report(
     print(title + "\n")
     print(markdown_table(headers, table))
     if verbose:
+        rounds = max(len(r.cpu_s) for r in results.values())
+        runs = [[n, *(cpu / r.ops * 1e6 for cpu in r.cpu_s)] for n, r in results.items()]
         print("\nCPU µs per operation, run by run:\n")
-        print(runs_table(results))
+        print(markdown_table(["subject", *(f"round {i + 1}" for i in range(rounds))], runs))
 
 
 def verdict(what: str, ok: bool, detail: str) -> tuple[bool, str]:
