@@ -29,6 +29,7 @@ from .errors import (
     TransportError,
     error_from_response,
 )
+from .hooks import current_observer
 from .wire.credentials import CredentialProvider, default_credentials
 from .wire.endpoints import Endpoint, resolve_endpoint
 from .wire.http import HttpResponse, _Timeout
@@ -79,8 +80,14 @@ class DynamoClient:
 
     async def call(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
         """Send ``operation`` (e.g. ``"GetItem"``) with a DynamoDB-JSON ``request``."""
+        observer = current_observer()
+        if observer is not None:
+            request = observer.before(operation, request)
         body = orjson.dumps(request)
-        return await self.retry.call(lambda: self._send(operation, body), operation)
+        out = await self.retry.call(lambda: self._send(operation, body), operation)
+        if observer is not None:
+            observer.after(operation, request, out)
+        return out
 
     async def _send(self, operation: str, body: bytes) -> dict[str, Any]:
         timeout = _deadline.check(operation)

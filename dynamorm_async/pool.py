@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from .sizing import default_connection_limit
 from .wire.credentials import CredentialProvider, default_credentials
 from .wire.endpoints import resolve_endpoint
 from .wire.http import AiohttpTransport, Transport
@@ -39,7 +40,8 @@ _DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60.0, connect=10.0)
 class ClientPool:
     """Shares HTTP connections and clients.
 
-    ``connection_limit`` caps open connections per endpoint (default 64);
+    ``connection_limit`` caps open connections per endpoint (default from
+    :mod:`dynamorm_async.sizing`: 64, or sized from the Lambda memory setting);
     ``keepalive_timeout`` is how long an idle connection is kept (default 30 s);
     ``retry`` is the default retry policy of the pool's clients.
     """
@@ -47,11 +49,13 @@ class ClientPool:
     def __init__(
         self,
         *,
-        connection_limit: int = 64,
+        connection_limit: int | None = None,
         keepalive_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
     ) -> None:
+        if connection_limit is None:
+            connection_limit = default_connection_limit()
         if connection_limit < 1:
             raise ValueError("connection_limit must be >= 1")
         self.connection_limit = connection_limit

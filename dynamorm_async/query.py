@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -71,6 +71,7 @@ class Query(Generic[R]):
         limit: int | None = None,
         cursor: str | None = None,
         count_request: dict[str, Any] | None = None,
+        prepare: Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise InvalidInput("limit must be >= 1 (or None for no limit)")
@@ -81,6 +82,7 @@ class Query(Generic[R]):
         self._cursors = cursors
         self._limit = limit
         self._count_request = count_request if count_request is not None else request
+        self._prepare = prepare
         self._fingerprint = fingerprint(request)
         self._start: dict[str, Any] | None = None
         if cursor is not None:
@@ -112,7 +114,8 @@ class Query(Generic[R]):
                 left = 0
             elif left is not None:
                 left -= len(raw)
-            items = [self._decode(i) for i in raw]
+            ready = raw if self._prepare is None else await self._prepare(raw)
+            items = [self._decode(i) for i in ready]
             done = last is None or left == 0
             cursor = None if last is None else self._cursors.encode(last, self._fingerprint)
             yield Page(

@@ -15,12 +15,13 @@ Methods never mutate the object passed in; they return the stored version.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, TypeVar, overload
 
 import attrs
 
-from .attrvalue import check_item_size
+from .attrvalue import Item, check_item_size
+from .binding import Target, resolve_binding
 from .client import DynamoClient
 from .cursor import CursorCodec
 from .errors import (
@@ -33,6 +34,7 @@ from .errors import (
 from .expr import Condition, ExpressionBuilder, Path, UpdateAction
 from .model import EntityMeta, meta_of
 from .query import ParallelScan, Query, Scan, check_cursor_segments
+from .sealing import ItemSealer, MissingSealer, needs_sealer
 from .tables import validate_table_name
 
 __all__ = ["Repository"]
@@ -47,31 +49,92 @@ def _utcnow() -> _dt.datetime:
 
 
 class Repository(Generic[T]):
-    """Async data access for entity class ``entity`` through ``client``.
+    """Async data access for entity class ``entity``.
 
-    ``table_prefix`` is put before the entity's table name (per-tenant tables);
-    ``cursor_secret`` signs pagination cursors (see :class:`~dynamorm_async.cursor.CursorCodec`);
-    ``clock`` supplies ``created_at``/``updated_at`` (tz-aware UTC).
+    ``target`` is a :class:`~dynamorm_async.client.DynamoClient`, a
+    :class:`~dynamorm_async.binding.Binding`, or a binding source such as the partner
+    registry (resolved on every call, so one repository serves every partner scope).
+    ``table_prefix`` is put before the entity's table name when ``target`` is a bare
+    client. ``cursor_secret`` signs pagination cursors
+    (:class:`~dynamorm_async.cursor.CursorCodec`); ``clock`` supplies
+    ``created_at``/``updated_at`` (tz-aware UTC); ``sealer`` encrypts the fields
+    declared ``encrypted=True`` (required when there are any).
     """
 
     def __init__(
         self,
         entity: type[T],
-        client: DynamoClient,
+        target: Target,
         *,
         table_prefix: str = "",
         cursor_secret: bytes | str | None = None,
         clock: Callable[[], _dt.datetime] = _utcnow,
+        sealer: ItemSealer | None = None,
     ) -> None:
         self.meta: EntityMeta[T] = meta_of(entity)
         self.entity = entity
-        self.client = client
-        self.table_name = validate_table_name(table_prefix + self.meta.table)
+        self._source = resolve_binding(target, table_prefix)
+        self._tables: dict[str, str] = {}
         self._cursors = CursorCodec(cursor_secret)
         self._clock = clock
+        if sealer is None and needs_sealer(self.meta):
+            raise MissingSealer(
+                f"{entity.__name__} has encrypted fields "
+                f"({', '.join(f.name for f in self.meta.fields.values() if f.encrypted)}); "
+                "pass sealer=FieldEncryptor(...) so they are never stored as plaintext"
+            )
+        self.sealer = sealer if sealer is not None and needs_sealer(self.meta) else None
+
+    @property
+    def client(self) -> DynamoClient:
+        """The client of the current binding."""
+        return self._source.binding().client
+
+    @property
+    def table_name(self) -> str:
+        """The table name in the current binding (prefix included)."""
+        return self._table(self._source.binding().table_prefix)
+
+    def _table(self, prefix: str) -> str:
+        name = self._tables.get(prefix)
+        if name is None:
+            name = self._tables[prefix] = validate_table_name(prefix + self.meta.table)
+        return name
+
+    def _bound(self) -> tuple[DynamoClient, str]:
+        b = self._source.binding()
+        return b.client, self._table(b.table_prefix)
 
     def __repr__(self) -> str:
-        return f"Repository({self.entity.__name__}, table={self.table_name!r})"
+        return f"Repository({self.entity.__name__}, table={self.meta.table!r})"
+
+    # ------------------------------------------------------------------ items
+
+    async def encode_item(self, obj: T, table: str) -> Item:
+        """The stored form of ``obj`` for ``table``: encoded, size-checked and sealed.
+
+        Batches and transactions use this, so every write path validates and encrypts
+        the same way.
+        """
+        item = self.meta.encode(obj)
+        if self.sealer is not None:
+            item = await self.sealer.seal(self.meta, table, item)
+        check_item_size(item)
+        return item
+
+    async def decode_items(self, items: list[dict[str, Any]], table: str) -> list[T]:
+        """Entities from stored items of ``table`` (unsealed first if needed)."""
+        if self.sealer is not None:
+            items = await self.sealer.unseal(self.meta, table, items)
+        decode = self.meta.decode
+        return [decode(i) for i in items]
+
+    async def _decode_one(self, item: dict[str, Any] | None, table: str) -> T | None:
+        if item is None:
+            return None
+        if self.sealer is None:
+            return self.meta.decode(item)
+        return (await self.decode_items([item], table))[0]
 
     # ------------------------------------------------------------------ helpers
 
@@ -99,17 +162,11 @@ class Repository(Generic[T]):
             changes[meta.created_at.name] = now or self._clock()
         return attrs.evolve(obj, **changes) if changes else obj  # type: ignore[misc]
 
-    def _encode(self, obj: T) -> dict[str, Any]:
-        item = self.meta.encode(obj)
-        check_item_size(item)
-        return item
-
     def _hash_exists(self) -> Condition:
         return self.meta.path(self.meta.hash_key.field_name).exists()
 
-    def _decode_old(self, exc: ConditionalCheckFailed) -> T | None:
-        item = exc.item
-        return None if item is None else self.meta.decode(item)
+    async def _decode_old(self, exc: ConditionalCheckFailed, table: str) -> T | None:
+        return await self._decode_one(exc.item, table)
 
     # ------------------------------------------------------------------ get
 
@@ -119,12 +176,12 @@ class Repository(Generic[T]):
         """The item with this key, or ``None``. Give the key as an entity, a mapping,
         or keyword arguments: ``get(pk="p#1", sk="v")``."""
         target = key if key is not None else key_fields
-        req: dict[str, Any] = {"TableName": self.table_name, "Key": self._key(target)}
+        client, table = self._bound()
+        req: dict[str, Any] = {"TableName": table, "Key": self._key(target)}
         if consistent:
             req["ConsistentRead"] = True
-        out = await self.client.call("GetItem", req)
-        item = out.get("Item")
-        return None if item is None else self.meta.decode(item)
+        out = await client.call("GetItem", req)
+        return await self._decode_one(out.get("Item"), table)
 
     async def get_or_raise(
         self, key: KeyLike | None = None, /, *, consistent: bool = False, **key_fields: Any
@@ -158,17 +215,17 @@ class Repository(Generic[T]):
         ``put`` does not check or change the version; use :meth:`update` for that.
         """
         obj = self._stamp(obj, created=False)
-        req: dict[str, Any] = {"TableName": self.table_name, "Item": self._encode(obj)}
+        client, table = self._bound()
+        req: dict[str, Any] = {"TableName": table, "Item": await self.encode_item(obj, table)}
         if condition is not None:
             b = self._builder()
             req["ConditionExpression"] = b.condition(condition)
             b.apply(req)
         if return_old:
             req["ReturnValues"] = "ALL_OLD"
-        out = await self.client.call("PutItem", req)
+        out = await client.call("PutItem", req)
         if return_old:
-            old = out.get("Attributes")
-            return None if old is None else self.meta.decode(old)
+            return await self._decode_one(out.get("Attributes"), table)
         return obj
 
     async def create(self, obj: T) -> T:
@@ -178,17 +235,18 @@ class Repository(Generic[T]):
         obj = self._stamp(obj, created=True)
         if self.meta.version is not None:
             obj = attrs.evolve(obj, **{self.meta.version.name: 1})  # type: ignore[misc]
+        client, table = self._bound()
         b = self._builder()
         req: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": self._encode(obj),
+            "TableName": table,
+            "Item": await self.encode_item(obj, table),
             "ConditionExpression": b.condition(
                 self.meta.path(self.meta.hash_key.field_name).not_exists()
             ),
         }
         b.apply(req)
         try:
-            await self.client.call("PutItem", req)
+            await client.call("PutItem", req)
         except ConditionalCheckFailed as exc:
             raise AlreadyExists(
                 f"a {self.entity.__name__} with key {self.meta.encode_key(obj)} already exists",
@@ -231,10 +289,11 @@ class Repository(Generic[T]):
             acts.append(meta.path(meta.updated_at.name).set(self._clock()))
         if meta.version is not None and meta.version.stored_name not in touched:
             acts.append(meta.path(meta.version.name).increment(1, initial=0))
+        client, table = self._bound()
         b = self._builder()
         cond = self._hash_exists() if condition is None else self._hash_exists() & condition
         req: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": table,
             "Key": self._key(target),
             "UpdateExpression": b.update(acts, protected=[k.stored_name for k in meta.key_attrs]),
             "ConditionExpression": b.condition(cond),
@@ -243,14 +302,16 @@ class Repository(Generic[T]):
         }
         b.apply(req)
         try:
-            out = await self.client.call("UpdateItem", req)
+            out = await client.call("UpdateItem", req)
         except ConditionalCheckFailed as exc:
             if exc.item is None:
                 raise ItemNotFound(
                     f"no {self.entity.__name__} with key {req['Key']} to update"
                 ) from exc
             raise
-        return meta.decode(out["Attributes"])
+        updated = await self._decode_one(out["Attributes"], table)
+        assert updated is not None
+        return updated
 
     async def _update_whole(self, obj: T, condition: Condition | None) -> T:
         meta = self.meta
@@ -263,24 +324,30 @@ class Repository(Generic[T]):
         if condition is not None:
             cond = cond & condition
         obj = self._stamp(obj, created=False)
+        client, table = self._bound()
         b = self._builder()
         req: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Item": self._encode(obj),
+            "TableName": table,
+            "Item": await self.encode_item(obj, table),
             "ConditionExpression": b.condition(cond),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         b.apply(req)
         try:
-            await self.client.call("PutItem", req)
+            await client.call("PutItem", req)
         except ConditionalCheckFailed as exc:
-            self._raise_conflict(exc, obj, version is not None, req["Item"])
+            await self._raise_conflict(exc, obj, version is not None, req["Item"], table)
         return obj
 
-    def _raise_conflict(
-        self, exc: ConditionalCheckFailed, obj: T, versioned: bool, item: Mapping[str, Any]
+    async def _raise_conflict(
+        self,
+        exc: ConditionalCheckFailed,
+        obj: T,
+        versioned: bool,
+        item: Mapping[str, Any],
+        table: str,
     ) -> None:
-        current = self._decode_old(exc)
+        current = await self._decode_old(exc, table)
         key = self.meta.key_from_item(item)
         if current is None:
             raise ItemNotFound(f"no {self.entity.__name__} with key {key}") from exc
@@ -320,8 +387,9 @@ class Repository(Generic[T]):
             assert meta.version is not None
             vcond = meta.path(meta.version.name) == getattr(target, meta.version.name)
             cond = vcond if cond is None else vcond & cond
+        client, table = self._bound()
         req: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": table,
             "Key": self._key(target),
             "ReturnValues": "ALL_OLD",
         }
@@ -331,10 +399,10 @@ class Repository(Generic[T]):
             req["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             b.apply(req)
         try:
-            out = await self.client.call("DeleteItem", req)
+            out = await client.call("DeleteItem", req)
         except ConditionalCheckFailed as exc:
             if versioned:
-                current = self._decode_old(exc)
+                current = await self._decode_old(exc, table)
                 assert meta.version is not None
                 name = meta.version.name
                 if current is None or getattr(current, name) != getattr(target, name):
@@ -348,14 +416,13 @@ class Repository(Generic[T]):
                         response=exc.response,
                     ) from exc
             raise
-        old = out.get("Attributes")
-        return None if old is None else meta.decode(old)
+        return await self._decode_one(out.get("Attributes"), table)
 
     # ------------------------------------------------------------------ query / scan
 
     def _read_request(
         self,
-        operation: str,
+        table: str,
         *,
         index: str | None,
         key_condition: Condition | None,
@@ -366,7 +433,7 @@ class Repository(Generic[T]):
         reverse: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any], Callable[[Mapping[str, Any]], dict[str, Any]]]:
         meta = self.meta
-        req: dict[str, Any] = {"TableName": self.table_name}
+        req: dict[str, Any] = {"TableName": table}
         hash_key, range_key = meta.hash_key, meta.range_key
         key_of: Callable[[Mapping[str, Any]], dict[str, Any]] = meta.key_from_item
         if index is not None:
@@ -411,6 +478,19 @@ class Repository(Generic[T]):
         b.apply(req)
         return req, dict(count_req), key_of
 
+    def _prepare(
+        self, table: str
+    ) -> Callable[[list[dict[str, Any]]], Awaitable[list[Item]]] | None:
+        sealer = self.sealer
+        if sealer is None:
+            return None
+        meta = self.meta
+
+        async def unseal(items: list[dict[str, Any]]) -> list[Item]:
+            return await sealer.unseal(meta, table, items)
+
+        return unseal
+
     def _partial(self, item: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for stored, av in item.items():
@@ -440,8 +520,9 @@ class Repository(Generic[T]):
         (``==``, ``<``, ``<=``, ``>``, ``>=``, ``between``, ``begins_with``) on the keys
         of the table or index. ``cursor`` resumes after a page's ``cursor``.
         """
+        client, table = self._bound()
         req, count_req, key_of = self._read_request(
-            "Query",
+            table,
             index=index,
             key_condition=key_condition,
             filter=filter,
@@ -454,7 +535,7 @@ class Repository(Generic[T]):
             self.meta.decode if projection is None else self._partial
         )
         return Query(
-            self.client,
+            client,
             req,
             decode,
             key_of,
@@ -462,6 +543,7 @@ class Repository(Generic[T]):
             limit=limit,
             cursor=cursor,
             count_request=count_req,
+            prepare=self._prepare(table),
         )
 
     def scan(
@@ -485,8 +567,9 @@ class Repository(Generic[T]):
         """
         if not 1 <= segments <= 1_000_000:
             raise InvalidInput("segments must be between 1 and 1,000,000")
+        client, table = self._bound()
         req, count_req, key_of = self._read_request(
-            "Scan",
+            table,
             index=index,
             key_condition=None,
             filter=filter,
@@ -501,7 +584,7 @@ class Repository(Generic[T]):
             if cursors:
                 raise InvalidInput("cursors= is for parallel scans; use cursor=")
             return Scan(
-                self.client,
+                client,
                 req,
                 decode,
                 key_of,
@@ -509,6 +592,7 @@ class Repository(Generic[T]):
                 limit=limit,
                 cursor=cursor,
                 count_request=count_req,
+                prepare=self._prepare(table),
             )
         if cursor is not None:
             raise InvalidInput("a parallel scan resumes with cursors={segment: cursor}")
@@ -522,13 +606,14 @@ class Repository(Generic[T]):
             seg_count = {**count_req, "Segment": seg, "TotalSegments": segments}
             parts.append(
                 Scan(
-                    self.client,
+                    client,
                     seg_req,
                     decode,
                     key_of,
                     self._cursors,
                     cursor=resume.get(seg),
                     count_request=seg_count,
+                    prepare=self._prepare(table),
                 )
             )
         return ParallelScan(parts, limit=limit)
