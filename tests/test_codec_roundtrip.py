@@ -10,7 +10,7 @@ import math
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NewType
 
 import attrs
 import orjson
@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamorm_async.model import entity, field, meta_of
+
+UserId = NewType("UserId", str)
 
 
 class Color(enum.Enum):
@@ -81,6 +83,9 @@ class Kitchen:
     doc: dict[str, Any] = field(factory=dict)
     when: datetime | None = None
     blob: bytes | None = None
+    lit_opt: Literal["x", None] = None
+    user: UserId = UserId("u")
+    annotated: Annotated[int, "doc"] = 0
 
 
 META = meta_of(Kitchen)
@@ -156,6 +161,9 @@ kitchens = st.builds(
     doc=st.dictionaries(text, plain, max_size=3),
     when=st.none() | aware,
     blob=st.none() | st.binary(max_size=4),
+    lit_opt=st.sampled_from(["x", None]),
+    user=text.map(UserId),
+    annotated=ints,
 )
 
 

@@ -81,7 +81,7 @@ def datetime_to_iso(value: datetime) -> str:
     if day is None:
         day = _day_text(delta.days)
     secs = delta.seconds
-    return f"{day}{_HH_MM[secs // 60]}{_SS[secs % 60]}.{delta.microseconds:06d}Z"
+    return f"{day}{_HH_MM[secs // 60]}{_SS[secs % 60]}.{str(delta.microseconds + _US)[1:]}Z"
 
 
 def _day_text(days: int) -> str:
