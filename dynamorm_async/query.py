@@ -184,13 +184,13 @@ class ParallelScan(Generic[R]):
 
     async def pages(self) -> AsyncIterator[Page[R]]:
         """Pages from all segments, in arrival order; each carries its ``segment``."""
-        queue: asyncio.Queue[Page[R] | BaseException | None] = asyncio.Queue(self._buffer)
+        queue: asyncio.Queue[Page[R] | Exception | None] = asyncio.Queue(self._buffer)
 
         async def run(seg: Scan[R]) -> None:
             try:
                 async for page in seg.pages():
                     await queue.put(page)
-            except BaseException as exc:  # forwarded to the consumer
+            except Exception as exc:  # forwarded to the consumer (cancellation is not)
                 await queue.put(exc)
                 return
             await queue.put(None)
@@ -204,7 +204,7 @@ class ParallelScan(Generic[R]):
                 if got is None:
                     remaining -= 1
                     continue
-                if isinstance(got, BaseException):
+                if isinstance(got, Exception):
                     raise got
                 if left is not None:
                     if len(got.items) >= left:
