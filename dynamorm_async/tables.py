@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
+from .binding import Target, resolve_binding
 from .client import DynamoClient
 from .errors import InvalidInput, ResourceInUse, ResourceNotFound, SchemaMismatch
 from .model import EntityMeta, meta_of
@@ -99,7 +100,7 @@ def table_definition(
 
 
 async def create_table(
-    client: DynamoClient,
+    target: Target,
     entity: type[Any],
     *,
     prefix: str = "",
@@ -112,8 +113,10 @@ async def create_table(
     """Create the entity's table (indexes, TTL, optional stream); wait for ACTIVE.
 
     Returns the table description. Raises :class:`~dynamorm_async.errors.ResourceInUse`
-    if the table exists; use :func:`ensure_table` for create-if-missing.
+    if the table exists; use :func:`ensure_table` for create-if-missing. ``target`` is a
+    client (``prefix`` applies) or a binding / binding source (its prefix applies).
     """
+    client, prefix = _bound(target, prefix)
     meta = meta_of(entity)
     req = table_definition(
         entity,
@@ -136,7 +139,7 @@ async def create_table(
 
 
 async def ensure_table(
-    client: DynamoClient,
+    target: Target,
     entity: type[Any],
     *,
     prefix: str = "",
@@ -148,6 +151,7 @@ async def ensure_table(
     Idempotent and safe to run concurrently. With ``strict=True`` a difference raises
     :class:`~dynamorm_async.errors.SchemaMismatch`; otherwise it is reported.
     """
+    client, prefix = _bound(target, prefix)
     meta = meta_of(entity)
     name = validate_table_name(prefix + meta.table)
     created = False
@@ -170,7 +174,7 @@ async def ensure_table(
 
 
 async def delete_table(
-    client: DynamoClient,
+    target: Target,
     entity: type[Any],
     *,
     prefix: str = "",
@@ -178,6 +182,7 @@ async def delete_table(
     missing_ok: bool = True,
 ) -> None:
     """Delete the entity's table (and wait until it is gone)."""
+    client, prefix = _bound(target, prefix)
     name = validate_table_name(prefix + meta_of(entity).table)
     try:
         await client.delete_table(TableName=name)
@@ -187,6 +192,13 @@ async def delete_table(
         return
     if wait:
         await client.wait_for_table_deleted(name)
+
+
+def _bound(target: Target, prefix: str) -> tuple[DynamoClient, str]:
+    if isinstance(target, DynamoClient):
+        return target, prefix
+    b = resolve_binding(target).binding()
+    return b.client, b.table_prefix + prefix
 
 
 def _schema(keys: list[dict[str, str]]) -> list[tuple[str, str]]:
