@@ -1,0 +1,318 @@
+"""The Lambda runtime emulated: one environment, sequential invocations, freeze/thaw.
+
+Handlers are sync callables, as Lambda calls them, so these tests are plain ``def``
+tests. The DynamoDB backend sits behind :class:`Relay`, a real TCP relay in its own
+thread that counts the connections it accepts and can drop every open one while the
+environment's loop is idle (a frozen environment whose keep-alive connections the
+server closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import pytest
+
+from dynamorm_async import ClientPool, RetryPolicy, deadlines, errors
+from dynamorm_async.aws_lambda import (
+    LambdaHandler,
+    LambdaRuntime,
+    LocalLambdaContext,
+    invocation_budget,
+    lambda_handler,
+)
+from dynamorm_async.model import entity
+from dynamorm_async.tables import create_table, delete_table
+
+REGION = "us-east-1"
+T = TypeVar("T")
+
+
+@entity(table="counters", hash_key="name")
+class Counter:
+    name: str
+    hits: Decimal = Decimal(0)
+
+
+class Relay:
+    """A TCP relay to ``upstream`` on its own loop and thread; can drop its client connections."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.accepted = 0
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server = self._call(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port: int = self._server.sockets[0].getsockname()[1]
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._clients.add(writer)
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        finally:
+            self._clients.discard(writer)
+            for w in (writer, up_writer):
+                w.transport.abort()
+
+    @staticmethod
+    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.transport.abort()
+
+    async def _drop(self, reset: bool) -> int:
+        clients, self._clients = self._clients, set()
+        for w in clients:
+            if reset:
+                sock = w.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                w.transport.abort()
+            else:
+                w.close()
+        await asyncio.sleep(0.05)  # let the FIN/RST reach the (idle) client side
+        return len(clients)
+
+    def drop_all(self, *, reset: bool) -> int:
+        """Close every client connection: with a FIN, or with an RST when ``reset``."""
+        return self._call(self._drop(reset))
+
+    def close(self) -> None:
+        self.drop_all(reset=False)
+        self._server.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture
+def relay(dynamodb_endpoint: str) -> Iterator[Relay]:
+    r = Relay(dynamodb_endpoint)
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def runtime() -> Iterator[LambdaRuntime]:
+    with LambdaRuntime() as rt:
+        yield rt
+
+
+@pytest.fixture
+def counters_table(
+    runtime: LambdaRuntime, dynamodb_endpoint: str, table_name: str
+) -> Iterator[str]:
+    """Create the Counter table (through a separate pool) and yield its prefix."""
+    prefix = table_name + "-"
+
+    async def run(create: bool) -> None:
+        async with ClientPool() as pool:
+            client = pool.client(dynamodb_endpoint, REGION)
+            if create:
+                await create_table(client, Counter, prefix=prefix)
+            else:
+                await delete_table(client, Counter, prefix=prefix)
+
+    asyncio.run(run(True))
+    yield prefix
+    asyncio.run(run(False))
+
+
+Handler = LambdaHandler[dict[str, Any], LocalLambdaContext, dict[str, Any]]
+MakeHandler = Callable[..., tuple[Handler, ClientPool]]
+
+
+@pytest.fixture
+def make_handler(runtime: LambdaRuntime, counters_table: str) -> Iterator[MakeHandler]:
+    """Build counting handlers on ``runtime``; their pools are closed on that loop afterwards."""
+    pools: list[ClientPool] = []
+
+    def make(url: str, retry: RetryPolicy | None = None) -> tuple[Handler, ClientPool]:
+        pool = ClientPool(retry=retry)  # module-level state of the "function"
+        pools.append(pool)
+
+        @lambda_handler(runtime=runtime)
+        async def handler(event: dict[str, Any], context: LocalLambdaContext) -> dict[str, Any]:
+            client = pool.client(url, REGION)
+            out = await client.update_item(
+                TableName=counters_table + "counters",
+                Key={"name": {"S": event["name"]}},
+                UpdateExpression="ADD hits :one",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
+            return {
+                "hits": int(out["Attributes"]["hits"]["N"]),
+                "transport": id(pool.transport(client.endpoint.url)),
+                "loop": id(asyncio.get_running_loop()),
+                "left": deadlines.remaining(),
+            }
+
+        return handler, pool
+
+    yield make
+    for pool in pools:
+        runtime.run(pool.aclose())
+
+
+# --------------------------------------------------------------------------- context
+
+
+def test_local_context_counts_down_in_real_time() -> None:
+    ctx = LocalLambdaContext(timeout=1.0)
+    first = ctx.get_remaining_time_in_millis()
+    assert 900 < first <= 1000
+    time.sleep(0.2)
+    second = ctx.get_remaining_time_in_millis()
+    assert first - second >= 190
+    assert invocation_budget(ctx, 0.3) == pytest.approx(second / 1000 - 0.3, abs=0.02)
+    assert invocation_budget(None) is None
+    with pytest.raises(ValueError):
+        LocalLambdaContext(timeout=0)
+
+
+def test_deadline_set_from_context_for_the_invocation(runtime: LambdaRuntime) -> None:
+    seen: list[float | None] = []
+
+    @lambda_handler(runtime=runtime, safety_margin=0.25)
+    async def handler(event: None, context: Any) -> None:
+        seen.append(deadlines.remaining())
+
+    handler(None, LocalLambdaContext(timeout=2.0))
+    handler(None, None)  # no context: no deadline
+    assert seen[0] is not None and 1.6 < seen[0] <= 1.75
+    assert seen[1] is None
+    assert deadlines.remaining() is None  # nothing leaks out of the invocation
+
+
+def test_margin_larger_than_remaining_time_fails_fast(runtime: LambdaRuntime) -> None:
+    @lambda_handler(runtime=runtime, safety_margin=5.0)
+    async def handler(event: None, context: Any) -> float | None:
+        return deadlines.check("GetItem")
+
+    with pytest.raises(errors.DeadlineExceeded):
+        handler(None, LocalLambdaContext(timeout=1.0))
+
+
+def test_init_runs_once_and_a_failed_init_is_retried(runtime: LambdaRuntime) -> None:
+    calls: list[str] = []
+
+    async def init() -> None:
+        calls.append("init")
+        if len(calls) == 1:
+            raise errors.TransportError("cold start hiccup", "http://x")
+
+    @lambda_handler(init=init, runtime=runtime)
+    async def handler(event: int, context: Any) -> int:
+        calls.append(f"run{event}")
+        return event * 2
+
+    with pytest.raises(errors.TransportError):
+        handler(1, LocalLambdaContext())
+    assert handler(2, LocalLambdaContext()) == 4
+    assert handler(3, LocalLambdaContext()) == 6
+    handler.initialize()  # already done: no-op
+    assert calls == ["init", "init", "run2", "run3"]
+
+
+def test_contextvars_do_not_leak_between_invocations(runtime: LambdaRuntime) -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("v", default=0)
+
+    @lambda_handler(runtime=runtime)
+    async def handler(event: int, context: Any) -> int:
+        before = var.get()
+        var.set(event)
+        return before
+
+    assert [handler(i, None) for i in (1, 2, 3)] == [0, 0, 0]
+
+
+def test_sync_function_is_refused() -> None:
+    def not_async(event: Any, context: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="async def"):
+        lambda_handler(not_async)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        lambda_handler(safety_margin=-1)
+
+
+def test_a_closed_loop_is_replaced(runtime: LambdaRuntime) -> None:
+    @lambda_handler(runtime=runtime)
+    async def handler(event: None, context: Any) -> int:
+        return id(asyncio.get_running_loop())
+
+    first = handler(None, None)
+    runtime.loop.close()
+    assert handler(None, None) != first
+
+
+# --------------------------------------------------------------------------- warm reuse
+
+
+def test_fifty_invocations_share_one_loop_one_connector_one_connection(
+    runtime: LambdaRuntime, relay: Relay, make_handler: MakeHandler
+) -> None:
+    handler, pool = make_handler(relay.url)
+    outs = [handler({"name": "warm"}, LocalLambdaContext(timeout=3.0)) for _ in range(50)]
+    assert [o["hits"] for o in outs] == list(range(1, 51))
+    assert len({o["loop"] for o in outs}) == 1
+    assert len({o["transport"] for o in outs}) == 1  # the same session and connector
+    assert pool.client_count == 1
+    assert relay.accepted == 1  # one keep-alive connection served all 50
+    assert runtime.runs == 50 and handler.invocations == 50
+    assert all(o["left"] is not None and 0 < o["left"] <= 2.5 for o in outs)
+
+
+# --------------------------------------------------------------------------- freeze/thaw
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_connection_dropped_while_frozen_is_retried_transparently(
+    relay: Relay, make_handler: MakeHandler, reset: bool
+) -> None:
+    handler, _ = make_handler(relay.url)
+    first = handler({"name": "thaw"}, LocalLambdaContext())
+    for n in (2, 3):
+        assert relay.drop_all(reset=reset) == 1  # the server closes the idle connection
+        out = handler({"name": "thaw"}, LocalLambdaContext())
+        assert out["hits"] == n  # applied exactly once
+        assert out["transport"] == first["transport"]
+    assert relay.accepted == 3  # one fresh connection per thaw
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_without_retries_the_stale_connection_fails(
+    relay: Relay, make_handler: MakeHandler, reset: bool
+) -> None:
+    """The control: the dropped connection really is reused and really fails."""
+    handler, _ = make_handler(relay.url, RetryPolicy(max_attempts=1))
+    handler({"name": "stale"}, LocalLambdaContext())
+    relay.drop_all(reset=reset)
+    with pytest.raises(errors.TransportError):
+        handler({"name": "stale"}, LocalLambdaContext())
+    assert handler({"name": "stale"}, LocalLambdaContext())["hits"] == 2
