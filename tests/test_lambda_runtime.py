@@ -1,16 +1,15 @@
 """The Lambda runtime emulated: one environment, sequential invocations, freeze/thaw.
 
 Handlers are sync callables, as Lambda calls them, so these tests are plain ``def``
-tests. The DynamoDB backend sits behind :class:`Relay`, a real TCP relay in its own
-thread that counts the connections it accepts and can drop every open one while the
-environment's loop is idle (a frozen environment whose keep-alive connections the
+tests. The DynamoDB backend sits behind :class:`Relay`, a real keep-alive HTTP proxy in its
+own thread that counts the connections it accepts and can drop every open one while
+the environment's loop is idle (a frozen environment whose keep-alive connections the
 server closed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
 import threading
@@ -18,7 +17,6 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,6 +30,7 @@ from dynamorm_async.aws_lambda import (
 )
 from dynamorm_async.model import entity
 from dynamorm_async.tables import create_table, delete_table
+from dynamorm_async.testing.faults import FaultProxy
 
 REGION = "us-east-1"
 T = TypeVar("T")
@@ -43,48 +42,53 @@ class Counter:
     hits: Decimal = Decimal(0)
 
 
+class _CountingProxy(FaultProxy):
+    """A :class:`FaultProxy` that counts the client connections it accepts and can drop them."""
+
+    def __init__(self, upstream_url: str) -> None:
+        super().__init__(upstream_url)
+        self.accepted = 0
+        self.clients: set[asyncio.StreamWriter] = set()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.clients.add(writer)
+        try:
+            await super()._handle(reader, writer)
+        finally:
+            self.clients.discard(writer)
+
+
 class Relay:
-    """A TCP relay to ``upstream`` on its own loop and thread; can drop its client connections."""
+    """A keep-alive HTTP proxy to ``upstream`` on its own loop and thread.
+
+    It keeps client connections open across requests (even when the upstream server,
+    like moto's, closes its own after each answer), counts them, and can drop them all
+    while the client is idle: a server closing keep-alive connections of a frozen
+    environment.
+    """
 
     def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.accepted = 0
-        self._clients: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._server = self._call(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port: int = self._server.sockets[0].getsockname()[1]
+        self._proxy = _CountingProxy(upstream)
+        self._call(self._proxy.start())
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._proxy.endpoint_url
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self._clients.add(writer)
-        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
-        try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
-        finally:
-            self._clients.discard(writer)
-            for w in (writer, up_writer):
-                w.transport.abort()
-
-    @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        dst.transport.abort()
+    @property
+    def accepted(self) -> int:
+        """Client connections accepted so far."""
+        return self._proxy.accepted
 
     async def _drop(self, reset: bool) -> int:
-        clients, self._clients = self._clients, set()
+        clients = list(self._proxy.clients)
         for w in clients:
             if reset:
                 sock = w.get_extra_info("socket")
@@ -100,8 +104,7 @@ class Relay:
         return self._call(self._drop(reset))
 
     def close(self) -> None:
-        self.drop_all(reset=False)
-        self._server.close()
+        self._call(self._proxy.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
