@@ -233,6 +233,7 @@ async def test_query_key_conditions_and_filters(table: Table) -> None:
     assert await table.query(h & SK.begins_with("a"), ~(attr("n") == 2)) == ["a#1"]
 
 
+@pytest.mark.xfail_moto(reason="moto's begins_with does not match binary (B) prefixes")
 async def test_scan_filter_functions(table: Table) -> None:
     rows: dict[str, dict[str, Any]] = {
         "1": {"s": "hello", "tags": {"x", "y"}, "l": [1, 2, 3], "m": {"k": [{"v": 1}]}, "n": 1},

@@ -118,6 +118,9 @@ async def client(dynamodb_endpoint: str) -> AsyncIterator[DynamoClient]:
         yield c
 
 
+@pytest.mark.xfail_moto(
+    reason="moto server answers HTTP 500 (a Python traceback) for some valid filter trees"
+)
 async def test_random_trees_match_reference(client: DynamoClient, table_name: str) -> None:
     rng = random.Random(20240101)
     await client.create_table(
