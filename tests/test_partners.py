@@ -1,0 +1,450 @@
+"""Partner contexts: config, scopes, STS credentials (moto), refresh, failures, eviction.
+
+STS is a real moto server (the session's when the backend is moto, else one started for
+this module); DynamoDB is the session backend. Proxies in front of both show what went
+over the wire. Time is a controllable clock: no test sleeps to reach a refresh window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from dynamorm_async.errors import InvalidInput
+from dynamorm_async.model import entity
+from dynamorm_async.partners import (
+    NoPartnerScope,
+    Partner,
+    PartnerCredentialsError,
+    PartnerRegistry,
+    UnknownPartner,
+)
+from dynamorm_async.repository import Repository
+from dynamorm_async.tables import delete_table, ensure_table
+from dynamorm_async.testing import MotoServer
+from dynamorm_async.testing.faults import Fault, FaultProxy
+from dynamorm_async.testing.recorder import RecordingProxy
+from dynamorm_async.wire.credentials import BotocoreChainCredentials, StaticCredentials
+
+BASE = StaticCredentials("testing", "testing")
+STS_DENIED = (
+    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
+    b"<Type>Sender</Type><Code>AccessDenied</Code>"
+    b"<Message>not authorized to perform sts:AssumeRole</Message></Error>"
+    b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+)
+
+
+@entity(table="notes", hash_key="owner", range_key="note_id")
+class Note:
+    owner: str
+    note_id: str
+    text: str = ""
+
+
+class Clock:
+    """Real time plus an offset the test moves."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def role(i: int) -> str:
+    return f"arn:aws:iam::{100000000000 + i:012d}:role/dynamorm-partner"
+
+
+def partner(name: str, i: int, endpoint: str, **kw: Any) -> Partner:
+    return Partner(name, role(i), endpoint_url=endpoint, region="us-east-1", **kw)
+
+
+@pytest.fixture(scope="module")
+def sts_endpoint(dynamodb_backend: str, dynamodb_endpoint: str) -> Iterator[str]:
+    """moto's STS: the session server on the moto backend, else one for this module."""
+    if dynamodb_backend == "moto":
+        yield dynamodb_endpoint
+        return
+    with MotoServer() as moto:
+        yield moto.endpoint_url
+
+
+@pytest.fixture
+async def sts(sts_endpoint: str) -> AsyncIterator[RecordingProxy]:
+    async with RecordingProxy(sts_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def ddb(dynamodb_endpoint: str) -> AsyncIterator[RecordingProxy]:
+    async with RecordingProxy(dynamodb_endpoint) as proxy:
+        yield proxy
+
+
+def issued_keys(sts: RecordingProxy) -> list[str]:
+    """The access key ids STS issued, in order, read from its answers on the wire."""
+    keys = []
+    for ex in sts.by_operation("AssumeRole"):
+        text = ex.response.decode()
+        if ex.status == 200:
+            keys.append(text.split("<AccessKeyId>")[1].split("</AccessKeyId>")[0])
+    return keys
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_partner_validation() -> None:
+    """Every field is checked when the config is built; defaults are sensible."""
+    p = Partner("acme", role(1))
+    assert p.session_name == "dynamorm-acme"
+    assert p.duration == 3600 and p.external_id is None and p.table_prefix == ""
+    assert p.account_id == "100000000001"
+    assert "secret-ext" not in repr(Partner("acme", role(1), external_id="secret-ext"))
+    bad: list[dict[str, Any]] = [
+        {"name": ""},
+        {"name": "has space"},
+        {"role_arn": "arn:aws:iam::123:role/x"},
+        {"role_arn": "arn:aws:s3:::bucket"},
+        {"external_id": "x"},
+        {"external_id": "bad id"},
+        {"session_name": "a"},
+        {"session_name": "no spaces please"},
+        {"duration": 899},
+        {"duration": 43_201},
+        {"duration": 3600.0},
+        {"table_prefix": "bad prefix/"},
+        {"region": ""},
+        {"endpoint_url": ""},
+    ]
+    for change in bad:
+        args: dict[str, Any] = {"name": "acme", "role_arn": role(1), **change}
+        with pytest.raises(InvalidInput):
+            Partner(**args)
+
+
+def test_registry_settings_and_registration() -> None:
+    """Register/replace/remove at runtime; settings that cannot work are refused."""
+    with pytest.raises(InvalidInput):
+        PartnerRegistry(refresh_margin=10, expiry_margin=20)
+    with pytest.raises(InvalidInput):
+        PartnerRegistry(max_cached=0)
+    with pytest.raises(InvalidInput):
+        PartnerRegistry(refresh_margin=-1)
+    reg = PartnerRegistry(refresh_margin=900, refresh_jitter=100)
+    with pytest.raises(InvalidInput, match="duration"):
+        reg.register(Partner("short", role(1), duration=1000))
+    a = Partner("a", role(1), endpoint_url="http://127.0.0.1:1")
+    reg.register(a)
+    assert "a" in reg and len(reg) == 1 and reg.get("a") is a and reg.partners == [a]
+    with pytest.raises(InvalidInput, match="already registered"):
+        reg.register(a)
+    creds = reg.credentials("a")
+    reg.register(Partner("a", role(1), endpoint_url="http://127.0.0.1:1"), replace=True)
+    assert reg.credentials("a") is creds  # an equal config keeps its credentials
+    reg.register(Partner("a", role(2), endpoint_url="http://127.0.0.1:1"), replace=True)
+    assert reg.credentials("a") is not creds
+    assert reg.credentials("a").identity != creds.identity
+    assert reg.remove("a").role_arn == role(2)
+    assert "a" not in reg
+    with pytest.raises(UnknownPartner):
+        reg.remove("a")
+    with pytest.raises(UnknownPartner):
+        reg.use("a")
+    with pytest.raises(UnknownPartner):
+        reg.stats("a")
+
+
+def test_jitter_spreads_refresh_points() -> None:
+    """Each partner refreshes at margin + a random share of the jitter."""
+    reg = PartnerRegistry(refresh_margin=300, refresh_jitter=100, rng=random.Random(7))
+    for i in range(20):
+        reg.register(Partner(f"p{i}", role(i), endpoint_url="http://127.0.0.1:1"))
+    advances = [reg.credentials(f"p{i}").advance for i in range(20)]
+    assert all(300 <= a <= 400 for a in advances)
+    assert len(set(advances)) == 20
+    still = PartnerRegistry(refresh_margin=300, refresh_jitter=0)
+    still.register(Partner("p", role(1), endpoint_url="http://127.0.0.1:1"))
+    assert still.credentials("p").advance == 300
+
+
+# --------------------------------------------------------------------------- scopes
+
+
+async def test_scope_outside_nested_inherited_and_concurrent(sts: RecordingProxy) -> None:
+    """No scope -> typed error before anything is sent; nesting restores; tasks inherit;
+    concurrent tasks in different partners keep their own."""
+    reg = PartnerRegistry(
+        [partner(f"p{i}", i, "http://127.0.0.1:1", table_prefix=f"pre{i}-") for i in range(4)],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+    )
+    repo = Repository(Note, reg)
+    with pytest.raises(NoPartnerScope):
+        reg.binding()
+    with pytest.raises(NoPartnerScope):
+        await repo.get(owner="x", note_id="y")
+    with pytest.raises(NoPartnerScope):
+        reg.credentials()
+    assert sts.exchanges == []  # nothing reached STS
+    assert reg.current() is None
+    async with reg.use("p0") as p0:
+        assert p0.name == "p0" and reg.current() == p0
+        assert repo.table_name == "pre0-notes"
+        with reg.use("p1"):
+            assert reg.binding().table_prefix == "pre1-"
+        assert reg.binding().table_prefix == "pre0-"
+        child = asyncio.create_task(asyncio.sleep(0.01, result=None))
+        inherited = asyncio.create_task(_current_after(reg, 0.02))
+    assert reg.current() is None
+    await child
+    assert await inherited == "p0"  # created in p0's scope, ran after it closed
+
+    async def worker(i: int) -> list[str]:
+        seen = []
+        async with reg.use(f"p{i % 4}"):
+            for _ in range(5):
+                await asyncio.sleep(random.random() / 500)
+                seen.append(f"{reg.current().name}:{repo.table_name}")  # type: ignore[union-attr]
+        return seen
+
+    results = await asyncio.gather(*(worker(i) for i in range(40)))
+    for i, seen in enumerate(results):
+        assert set(seen) == {f"p{i % 4}:pre{i % 4}-notes"}
+    scope = reg.use("p2")
+    with scope, pytest.raises(InvalidInput):
+        scope.__enter__()
+    await reg.aclose()
+
+
+async def _current_after(reg: PartnerRegistry, delay: float) -> str | None:
+    await asyncio.sleep(delay)
+    current = reg.current()
+    return current.name if current else None
+
+
+async def test_removed_partner_fails_in_open_scope(sts: RecordingProxy) -> None:
+    """A partner removed at runtime cannot be used by a scope that is still open."""
+    reg = PartnerRegistry(
+        [partner("gone", 1, "http://127.0.0.1:1")],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+    )
+    async with reg.use("gone"):
+        reg.remove("gone")
+        with pytest.raises(UnknownPartner):
+            reg.binding()
+        assert reg.current() is None
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+async def test_sts_credentials_sign_dynamodb_requests(
+    sts: RecordingProxy, ddb: RecordingProxy, table_name: str
+) -> None:
+    """Each partner's requests carry the key STS issued to it; ExternalId only when set;
+    ensure_table creates the prefixed table; a rotation keeps the one pooled client."""
+    reg = PartnerRegistry(
+        [
+            partner("a", 1, ddb.endpoint_url, table_prefix=f"{table_name}-a-", external_id="ext-a"),
+            partner("b", 2, ddb.endpoint_url, table_prefix=f"{table_name}-b-", duration=900),
+        ],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+    )
+    repo = Repository(Note, reg)
+    for name in ("a", "b"):
+        async with reg.use(name):
+            report = await ensure_table(reg, Note)
+            assert report.created and report.name == f"{table_name}-{name}-notes"
+            await repo.put(Note(name, "n1", f"from {name}"))
+            got = await repo.get(owner=name, note_id="n1")
+            assert got is not None and got.text == f"from {name}"
+            await delete_table(reg, Note)
+    forms = [ex.form for ex in sts.by_operation("AssumeRole")]
+    assert [f["RoleArn"] for f in forms] == [role(1), role(2)]
+    assert forms[0]["ExternalId"] == "ext-a" and "ExternalId" not in forms[1]
+    assert [f["RoleSessionName"] for f in forms] == ["dynamorm-a", "dynamorm-b"]
+    assert [f["DurationSeconds"] for f in forms] == ["3600", "900"]
+    assert all(ex.access_key == "testing" for ex in sts.exchanges)  # signed with the base
+    key_a, key_b = issued_keys(sts)
+    assert key_a != key_b
+    for ex in ddb.exchanges:
+        (table,) = ex.tables
+        owner = "a" if table.startswith(f"{table_name}-a-") else "b"
+        assert ex.access_key == (key_a if owner == "a" else key_b), ex.operation
+        assert ex.headers["x-amz-security-token"]
+    assert len(ddb.exchanges) >= 10
+    assert reg.stats("a").sts_calls == 1 and reg.stats("a").cache_hits >= 4
+    await reg.aclose()
+
+
+async def test_single_flight_cold_and_expiring(sts: RecordingProxy) -> None:
+    """100 concurrent first uses -> 1 STS call; 100 concurrent uses at expiry -> 1 call."""
+    clock = Clock()
+    reg = PartnerRegistry(
+        [partner("acme", 1, "http://127.0.0.1:1", duration=900)],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+        refresh_margin=300,
+        refresh_jitter=0,
+        clock=clock,
+    )
+    creds = reg.credentials("acme")
+    first = await asyncio.gather(*(creds.get() for _ in range(100)))
+    assert len(sts.by_operation("AssumeRole")) == 1
+    assert {c.access_key_id for c in first} == set(issued_keys(sts))
+    clock.offset = 895  # 5 s left: inside the 10 s expiry margin, everyone must wait
+    second = await asyncio.gather(*(creds.get() for _ in range(100)))
+    assert len(sts.by_operation("AssumeRole")) == 2
+    assert {c.access_key_id for c in second} == {issued_keys(sts)[1]}
+    stats = reg.stats("acme")
+    assert (stats.sts_calls, stats.refreshes, stats.refresh_failures) == (2, 1, 0)
+    await reg.aclose()
+
+
+async def test_refresh_ahead_of_expiry(sts: RecordingProxy, ddb: RecordingProxy) -> None:
+    """Inside the refresh margin one caller refreshes, the others keep being served; the
+    pooled client stays the same and its requests switch to the new key."""
+    clock = Clock()
+    reg = PartnerRegistry(
+        [partner("acme", 1, ddb.endpoint_url, duration=900)],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+        refresh_margin=300,
+        refresh_jitter=0,
+        clock=clock,
+    )
+    async with reg.use("acme"):
+        client = reg.binding().client
+        clients = reg.pool.client_count
+        await client.list_tables()
+        clock.offset = 550  # 350 s left: outside the margin, no refresh
+        await client.list_tables()
+        assert len(sts.by_operation("AssumeRole")) == 1
+        clock.offset = 650  # 250 s left: refresh
+        await asyncio.gather(*(client.list_tables() for _ in range(50)))
+        assert len(sts.by_operation("AssumeRole")) == 2
+        await client.list_tables()
+        assert reg.binding().client is client and reg.pool.client_count == clients
+    old, new = issued_keys(sts)
+    keys = [ex.access_key for ex in ddb.exchanges]
+    assert keys[:2] == [old, old] and keys[-1] == new
+    assert set(keys[2:-1]) <= {old, new} and new in keys[2:-1]
+    stats = reg.stats("acme")
+    assert (stats.sts_calls, stats.refreshes) == (2, 1)
+    assert stats.cache_hits >= 50
+    await reg.aclose()
+
+
+async def test_refresh_failure_served_then_typed_error(
+    sts_endpoint: str, ddb: RecordingProxy
+) -> None:
+    """A failed refresh while the credentials are valid serves them (and retries later);
+    once they have expired the caller gets PartnerCredentialsError naming partner and code."""
+    clock = Clock()
+    async with FaultProxy(sts_endpoint) as proxy:
+        reg = PartnerRegistry(
+            [partner("acme", 1, ddb.endpoint_url, duration=900)],
+            sts_endpoint_url=proxy.endpoint_url,
+            base_credentials=BASE,
+            refresh_margin=300,
+            refresh_jitter=0,
+            retry_interval=30,
+            clock=clock,
+        )
+        creds = reg.credentials("acme")
+        first = await creds.get()
+        clock.offset = 650
+        proxy.inject(Fault.answer(403, STS_DENIED))
+        assert await creds.get() is first  # the refresh failed: still served
+        assert await creds.get() is first  # no new attempt within retry_interval
+        assert proxy.requests[""] == 2 and proxy.pending == 0
+        assert reg.stats("acme").refresh_failures == 1
+        clock.offset = 690  # retry_interval later: retried, and this time it works
+        second = await creds.get()
+        assert second.access_key_id != first.access_key_id and proxy.requests[""] == 3
+        clock.offset = 900 + 60  # both sets have expired by now
+        proxy.inject(Fault.answer(403, STS_DENIED))
+        repo = Repository(Note, reg)
+        async with reg.use("acme"):
+            with pytest.raises(PartnerCredentialsError) as caught:
+                await repo.get(owner="acme", note_id="n1")
+        assert caught.value.partner == "acme" and caught.value.sts_code == "AccessDenied"
+        assert "acme" in str(caught.value) and "AccessDenied" in str(caught.value)
+        assert ddb.exchanges == []  # nothing was sent unsigned or with expired keys
+        stats = reg.stats("acme")
+        assert (stats.sts_calls, stats.refreshes, stats.refresh_failures) == (4, 1, 2)
+        await reg.aclose()
+
+
+async def test_no_base_credentials_is_a_partner_error(sts: RecordingProxy) -> None:
+    """Without base credentials, the error still names the partner (no STS code)."""
+    reg = PartnerRegistry(
+        [partner("acme", 1, "http://127.0.0.1:1")],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BotocoreChainCredentials(profile="dynamorm-no-such-profile"),
+    )
+    with pytest.raises(PartnerCredentialsError) as caught:
+        await reg.credentials("acme").get()
+    assert caught.value.partner == "acme" and caught.value.sts_code is None
+    assert sts.exchanges == []
+    await reg.aclose()
+
+
+async def test_lru_eviction(sts: RecordingProxy) -> None:
+    """At most max_cached partners hold credentials; the least recently used is dropped
+    and assumes its role again on its next use."""
+    reg = PartnerRegistry(
+        [partner(n, i, "http://127.0.0.1:1") for i, n in enumerate("abc")],
+        sts_endpoint_url=sts.endpoint_url,
+        base_credentials=BASE,
+        max_cached=2,
+    )
+    get = {n: reg.credentials(n).get for n in "abc"}
+    await get["a"]()
+    await get["b"]()
+    await get["a"]()  # a becomes the most recently used
+    assert reg.cached_partners == ["b", "a"]
+    await get["c"]()  # evicts b
+    assert reg.cached_partners == ["a", "c"]
+    assert reg.credentials("b").current is None and reg.credentials("a").current is not None
+    assert reg.stats("b").evictions == 1 and reg.stats("a").evictions == 0
+    await get["b"]()  # assumes the role again; evicts a
+    assert reg.cached_partners == ["c", "b"]
+    assert [reg.stats(n).sts_calls for n in "abc"] == [1, 2, 1]
+    assert len(sts.by_operation("AssumeRole")) == 4
+    reg.remove("c")
+    assert reg.cached_partners == ["b"]
+    await reg.aclose()
+
+
+def test_registry_survives_a_new_event_loop(sts_endpoint: str, dynamodb_endpoint: str) -> None:
+    """One registry used from two successive loops (asyncio.run each time, as in tests or
+    Lambda): the STS client is rebuilt for the new loop, credentials stay cached."""
+    reg = PartnerRegistry(
+        [partner("acme", 1, dynamodb_endpoint)],
+        sts_endpoint_url=sts_endpoint,
+        base_credentials=BASE,
+    )
+
+    async def once() -> str:
+        async with reg.use("acme"):
+            await reg.binding().client.list_tables()
+        creds = reg.credentials("acme").current
+        assert creds is not None
+        return creds.access_key_id
+
+    first = asyncio.run(once())
+    reg.remove("acme")  # force a new AssumeRole on the second loop
+    reg.register(partner("acme", 1, dynamodb_endpoint))
+    second = asyncio.run(once())
+    assert first != second
+    asyncio.run(reg.aclose())
