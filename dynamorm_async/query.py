@@ -12,9 +12,11 @@ the object is built, before any request is sent.
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -24,7 +26,7 @@ from .client import DynamoClient
 from .cursor import CursorCodec
 from .errors import InvalidCursor, InvalidInput
 
-__all__ = ["Page", "Query", "Scan"]
+__all__ = ["Page", "Paged", "ParallelScan", "Query", "Scan"]
 
 R = TypeVar("R")
 
@@ -51,7 +53,34 @@ class Page(Generic[R]):
     segment: int | None = None
 
 
-class Query(Generic[R]):
+class Paged(abc.ABC, Generic[R]):
+    """What every read result offers on top of :meth:`pages`: item iteration,
+    :meth:`first` and :meth:`to_list`. Early exits close the page stream (and any
+    segment tasks) at once."""
+
+    @abc.abstractmethod
+    def pages(self) -> AsyncGenerator[Page[R], None]:
+        """The pages of the result, in order."""
+
+    async def __aiter__(self) -> AsyncGenerator[R, None]:
+        async with contextlib.aclosing(self.pages()) as pages:
+            async for page in pages:
+                for item in page.items:
+                    yield item
+
+    async def first(self) -> R | None:
+        """The first item, or ``None``."""
+        async with contextlib.aclosing(self.__aiter__()) as items:
+            async for item in items:
+                return item
+        return None
+
+    async def to_list(self) -> list[R]:
+        """All items (up to ``limit``) in a list."""
+        return [item async for item in self]
+
+
+class Query(Paged[R]):
     """A Query (or, as :class:`Scan`, a Scan) ready to run.
 
     ``limit`` caps the number of items yielded in total; ``page_size`` is DynamoDB's
@@ -96,7 +125,7 @@ class Query(Generic[R]):
             req["ExclusiveStartKey"] = self._start
         return req
 
-    async def pages(self) -> AsyncIterator[Page[R]]:
+    async def pages(self) -> AsyncGenerator[Page[R], None]:
         """Pages in order; the last one has ``cursor=None``."""
         left = self._limit
         start = self._start
@@ -130,21 +159,6 @@ class Query(Generic[R]):
                 return
             start = last
 
-    async def __aiter__(self) -> AsyncIterator[R]:
-        async for page in self.pages():
-            for item in page.items:
-                yield item
-
-    async def first(self) -> R | None:
-        """The first matching item, or ``None``."""
-        async for item in self:
-            return item
-        return None
-
-    async def to_list(self) -> list[R]:
-        """All matching items (up to ``limit``) in a list."""
-        return [item async for item in self]
-
     async def count(self) -> int:
         """How many items match (``Select=COUNT``, all pages; ignores ``limit``)."""
         total = 0
@@ -172,7 +186,7 @@ class Scan(Query[R]):
     operation = "Scan"
 
 
-class ParallelScan(Generic[R]):
+class ParallelScan(Paged[R]):
     """N concurrent :class:`Scan` segments merged into one iterator with bounded buffering."""
 
     def __init__(
@@ -182,7 +196,7 @@ class ParallelScan(Generic[R]):
         self._limit = limit
         self._buffer = max(1, buffer_pages)
 
-    async def pages(self) -> AsyncIterator[Page[R]]:
+    async def pages(self) -> AsyncGenerator[Page[R], None]:
         """Pages from all segments, in arrival order; each carries its ``segment``."""
         queue: asyncio.Queue[Page[R] | Exception | None] = asyncio.Queue(self._buffer)
 
@@ -216,21 +230,6 @@ class ParallelScan(Generic[R]):
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def __aiter__(self) -> AsyncIterator[R]:
-        async for page in self.pages():
-            for item in page.items:
-                yield item
-
-    async def first(self) -> R | None:
-        """The first item any segment returns, or ``None``."""
-        async for item in self:
-            return item
-        return None
-
-    async def to_list(self) -> list[R]:
-        """All items (up to ``limit``)."""
-        return [item async for item in self]
 
     async def count(self) -> int:
         """How many items match, counted by all segments concurrently."""
