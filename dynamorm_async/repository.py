@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import attrs
 
@@ -36,6 +36,9 @@ from .model import EntityMeta, meta_of
 from .query import ParallelScan, Query, Scan, check_cursor_segments
 from .sealing import ItemSealer, MissingSealer, needs_sealer
 from .tables import validate_table_name
+
+if TYPE_CHECKING:
+    from .batch_writer import BatchWriter
 
 __all__ = ["Repository"]
 
@@ -417,6 +420,14 @@ class Repository(Generic[T]):
                     ) from exc
             raise
         return await self._decode_one(out.get("Attributes"), table)
+
+    def batch_writer(self, **options: Any) -> BatchWriter[T]:
+        """``async with repo.batch_writer() as w: await w.put(obj)``: buffered batch writes
+        of this entity (see :class:`~dynamorm_async.batch_writer.BatchWriter` for
+        ``concurrency``, ``retry``, ``dedupe`` and ``progress``)."""
+        from .batch_writer import BatchWriter, SingleRepository
+
+        return BatchWriter(SingleRepository(self), **options)
 
     # ------------------------------------------------------------------ query / scan
 

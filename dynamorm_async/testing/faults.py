@@ -4,10 +4,16 @@
 ...     proxy.inject(Fault.throttle(), Fault.reset_after())
 ...     client = DynamoClient(endpoint_url=proxy.endpoint_url)
 
-Each queued fault applies to one request, in order; requests with no queued fault are
-forwarded unchanged. ``proxy.requests`` counts every request per DynamoDB operation and
+Each queued fault applies to one request, in order. A request with no queued fault is
+then offered to the chaos rules (``proxy.chaos(rate=0.3, faults=[...], seed=1)``), each
+of which injects one of its faults with its probability; anything else is forwarded
+unchanged. ``proxy.requests`` counts every request per DynamoDB operation and
 ``proxy.forwarded`` counts what reached the upstream server, so a test can tell
 "applied, then the answer was lost" from "never applied".
+
+``Fault.unprocessed()`` forwards only part of a BatchWriteItem or BatchGetItem and
+answers the rest as ``UnprocessedItems``/``UnprocessedKeys``: the held-back part is
+never applied (``proxy.held_back`` counts it, per operation).
 """
 
 from __future__ import annotations
@@ -15,14 +21,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable
+import random
+import zlib
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import aiohttp
 import attrs
 import orjson
 
-__all__ = ["Fault", "FaultProxy"]
+from .faults_batch import BATCH_OPERATIONS, split_batch
+
+__all__ = ["ChaosRule", "Fault", "FaultProxy", "all_faults"]
 
 
 @attrs.frozen
@@ -34,6 +44,13 @@ class Fault:
     body: bytes = b""
     delay: float = 0.0
     only: str | None = None  # apply only to this operation (e.g. "PutItem")
+    fraction: float = 0.5  # for ``unprocessed``: the share of entries held back
+
+    def applies_to(self, operation: str) -> bool:
+        """True if this fault can be injected into a request of ``operation``."""
+        if self.only is not None and self.only != operation:
+            return False
+        return self.kind != "unprocessed" or operation in BATCH_OPERATIONS
 
     @classmethod
     def throttle(cls, only: str | None = None) -> Fault:
@@ -81,14 +98,85 @@ class Fault:
         """Forward, then send half the body and close the connection."""
         return cls("truncate", only=only)
 
+    @classmethod
+    def unprocessed(cls, fraction: float = 0.5, only: str | None = None) -> Fault:
+        """Forward only part of a BatchWriteItem/BatchGetItem; answer the rest (at least
+        one entry, about ``fraction`` of them) as unprocessed, without applying it.
+        Applies to those two operations only."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], not {fraction}")
+        return cls("unprocessed", fraction=fraction, only=only)
+
+
+def all_faults(slow_delay: float = 0.01) -> tuple[Fault, ...]:
+    """One fault of every kind (5xx, throttling, resets, slow, CRC, truncation, unprocessed)."""
+    return (
+        Fault.throttle(),
+        Fault.server_error(),
+        Fault.server_error(503),
+        Fault.reset_before(),
+        Fault.reset_after(),
+        Fault.slow(slow_delay),
+        Fault.bad_crc(),
+        Fault.truncate(),
+        Fault.unprocessed(),
+    )
+
+
+class ChaosRule:
+    """Injects one of ``faults`` (picked uniformly among those that apply) into each
+    request with probability ``rate``, from its own seeded random generator.
+
+    ``only`` limits it to some operations. ``applied`` counts the faults it injected, by
+    kind; ``seen`` counts the requests it was offered.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        faults: Iterable[Fault],
+        *,
+        seed: int | None = None,
+        only: Iterable[str] | None = None,
+    ) -> None:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be in [0, 1], not {rate}")
+        self.rate = rate
+        self.faults = tuple(faults)
+        if not self.faults:
+            raise ValueError("a chaos rule needs at least one fault")
+        self.only = None if only is None else frozenset(only)
+        self.rng = random.Random(seed)
+        self.applied: collections.Counter[str] = collections.Counter()
+        self.seen = 0
+
+    def pick(self, operation: str) -> Fault | None:
+        """The fault to inject into this request, or ``None``."""
+        if self.only is not None and operation not in self.only:
+            return None
+        self.seen += 1
+        if self.rng.random() >= self.rate:
+            return None
+        usable = [f for f in self.faults if f.applies_to(operation)]
+        if not usable:
+            return None
+        fault = self.rng.choice(usable)
+        self.applied[fault.kind] += 1
+        return fault
+
 
 class FaultProxy:
     """An HTTP/1.1 proxy on 127.0.0.1 that forwards to ``upstream_url`` and injects faults."""
 
-    def __init__(self, upstream_url: str) -> None:
+    def __init__(self, upstream_url: str, *, seed: int | None = 0) -> None:
         self.upstream_url = upstream_url.rstrip("/") + "/"
         self.requests: collections.Counter[str] = collections.Counter()
         self.forwarded: collections.Counter[str] = collections.Counter()
+        #: Batch entries (write requests or keys) answered as unprocessed, per operation.
+        self.held_back: collections.Counter[str] = collections.Counter()
+        #: The chaos rules, consulted in order for requests with no queued fault.
+        self.rules: list[ChaosRule] = []
+        self._rng = random.Random(seed)
         self._faults: collections.deque[Fault] = collections.deque()
         self._server: asyncio.Server | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -109,6 +197,25 @@ class FaultProxy:
     def pending(self) -> int:
         """Faults not yet used."""
         return len(self._faults)
+
+    def chaos(
+        self,
+        rate: float,
+        faults: Iterable[Fault] | None = None,
+        *,
+        seed: int | None = None,
+        only: Iterable[str] | None = None,
+    ) -> ChaosRule:
+        """Add a rule injecting one of ``faults`` (default: :func:`all_faults`) into each
+        request with probability ``rate``, reproducibly with ``seed``; return it."""
+        rule = ChaosRule(rate, all_faults() if faults is None else faults, seed=seed, only=only)
+        self.rules.append(rule)
+        return rule
+
+    def calm(self) -> None:
+        """Remove every chaos rule and queued fault."""
+        self.rules.clear()
+        self._faults.clear()
 
     async def start(self) -> FaultProxy:
         """Start listening on a free port."""
@@ -140,9 +247,13 @@ class FaultProxy:
 
     def _next_fault(self, operation: str) -> Fault | None:
         for i, fault in enumerate(self._faults):
-            if fault.only is None or fault.only == operation:
+            if fault.applies_to(operation):
                 del self._faults[i]
                 return fault
+        for rule in self.rules:
+            picked = rule.pick(operation)
+            if picked is not None:
+                return picked
         return None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -181,6 +292,9 @@ class FaultProxy:
         if fault is not None and fault.kind == "answer":
             await self._write(writer, fault.status, {}, fault.body)
             return True
+        if fault is not None and fault.kind == "unprocessed":
+            await self._unprocessed(writer, operation, headers, body, fault.fraction)
+            return True
         status, up_headers, up_body = await self._forward(headers, body)
         self.forwarded[operation] += 1
         if fault is None:
@@ -201,6 +315,29 @@ class FaultProxy:
         await self._write(writer, status, up_headers, up_body, send=len(up_body) // 2)
         writer.transport.abort()
         return False
+
+    async def _unprocessed(
+        self,
+        writer: asyncio.StreamWriter,
+        operation: str,
+        headers: dict[str, str],
+        body: bytes,
+        fraction: float,
+    ) -> None:
+        split = split_batch(operation, body, fraction, self._rng)
+        up_headers: dict[str, str] = {}
+        if split.forward is None:
+            status, up_body = 200, b"{}"
+        else:
+            status, up_headers, up_body = await self._forward(headers, split.forward)
+            self.forwarded[operation] += 1
+            if status != 200:  # an error answer of the forwarded part passes through
+                await self._write(writer, status, up_headers, up_body)
+                return
+        answer = split.answer(up_body)
+        self.held_back[operation] += split.held
+        up_headers["x-amz-crc32"] = str(zlib.crc32(answer))
+        await self._write(writer, 200, up_headers, answer)
 
     async def _forward(
         self, headers: dict[str, str], body: bytes
