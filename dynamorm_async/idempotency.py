@@ -265,12 +265,13 @@ class IdempotentCall:
     async def _complete(self, claim: IdempotencyRecord) -> None:
         policy = self.policy
         try:
-            done = attrs.evolve(
-                claim,
-                status=COMPLETED,
-                expiration=int(policy.clock() + policy.expires_after),
-                in_progress_expiration=None,
-                data=self.codec.encode(self._result),
+            done = IdempotencyRecord(
+                claim.key,
+                COMPLETED,
+                int(policy.clock() + policy.expires_after),
+                None,
+                self.codec.encode(self._result),
+                claim.validation,
             )
             owned = await policy.store.complete(claim, done)
         except Exception as exc:
@@ -317,33 +318,67 @@ def idempotent_call(
     )
 
 
-def _selector(fn: Callable[..., Any], spec: KeySpec, what: str) -> Callable[..., Any]:
-    """A function of the call's arguments returning the selected payload."""
+Selector = Callable[[dict[str, Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+class _Binder:
+    """Maps a call's arguments to parameter names, skipping ``self``/``cls``.
+
+    Plain signatures (no ``*args``/``**kwargs``/positional-only) take a fast path;
+    anything else, and every call the fast path cannot place, goes through
+    ``Signature.bind`` (which raises the usual ``TypeError`` for bad calls).
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.sig = sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self.simple = all(p.kind in plain for p in params)
+        self.positional = [p.name for p in params if p.kind is plain[0]]
+        self.names = frozenset(sig.parameters)
+        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self.skip = tuple(n for n in ("self", "cls") if n in sig.parameters)
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] | None = None
+        if self.simple and len(args) <= len(self.positional):
+            out = dict(zip(self.positional, args, strict=False))
+            if kwargs:
+                if any(k in out or k not in self.names for k in kwargs):
+                    out = None
+                else:
+                    out.update(kwargs)
+            if out is not None and len(out) < len(self.names):
+                for n, d in self.defaults.items():
+                    out.setdefault(n, d)
+                if len(out) < len(self.names):
+                    out = None
+        if out is None:
+            bound = self.sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out = dict(bound.arguments)
+        for n in self.skip:
+            del out[n]
+        return out
+
+
+def _selector(fn: Callable[..., Any], spec: KeySpec, what: str) -> Selector:
+    """A function of (bound arguments, args, kwargs) returning the selected payload."""
     if callable(spec):
-        return spec
-    sig = inspect.signature(fn)
-    skip = {"self", "cls"}
-
-    def everything(*args: Any, **kwargs: Any) -> Any:
-        bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return {k: v for k, v in bound.arguments.items() if k not in skip}
-
+        custom = spec
+        return lambda arguments, args, kwargs: custom(*args, **kwargs)
     if spec is None:
-        return everything
+        return lambda arguments, args, kwargs: arguments
+    sig = inspect.signature(fn)
     paths = [spec] if isinstance(spec, str) else list(spec)
     if not paths or not all(isinstance(p, str) and p for p in paths):
         raise InvalidInput(f"{what} must be a parameter path, a list of them, or a callable")
     for p in paths:
         if p.split(".", 1)[0] not in sig.parameters:
             raise InvalidInput(f"{what}={p!r}: {fn.__qualname__} has no parameter {p!r}")
-
-    def select(*args: Any, **kwargs: Any) -> Any:
-        arguments = everything(*args, **kwargs)
-        values = [_walk(arguments, p) for p in paths]
-        return values[0] if isinstance(spec, str) else dict(zip(paths, values, strict=True))
-
-    return select
+    if isinstance(spec, str):
+        return lambda arguments, args, kwargs: _walk(arguments, spec)
+    return lambda arguments, args, kwargs: {p: _walk(arguments, p) for p in paths}
 
 
 def _walk(arguments: dict[str, Any], path: str) -> Any:
@@ -401,17 +436,20 @@ def idempotent(
         )
         prefix = (name or f"{fn.__module__}.{fn.__qualname__}") + "#"
         select_key = _selector(fn, key, "key")
-        select_val: Callable[..., Any] | None = None
+        select_val: Selector | None = None
         if validate is True:
             select_val = None if key is None else _selector(fn, None, "validate")
         elif validate is not False:
             select_val = _selector(fn, validate, "validate")
         result_codec = codec or codec_for_type(_return_type(fn), fn.__qualname__)
 
+        bind = _Binder(fn)
+
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            k = prefix + _hash(select_key(*args, **kwargs))
-            v = None if select_val is None else _hash(select_val(*args, **kwargs))
+            arguments = bind(args, kwargs)
+            k = prefix + _hash(select_key(arguments, args, kwargs))
+            v = None if select_val is None else _hash(select_val(arguments, args, kwargs))
             call = IdempotentCall(policy, k, v, result_codec)
             async with call:
                 if not call.replayed:

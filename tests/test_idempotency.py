@@ -467,3 +467,37 @@ async def test_bad_declarations_and_keys(store: DynamoDBIdempotencyStore) -> Non
     with pytest.raises(ValueError, match="cannot be hashed"):
         await unhashable(object())
     assert await _keys(store) != []  # only k's call was stored
+
+
+async def test_arguments_bound_by_name_whatever_the_call_form(
+    store: DynamoDBIdempotencyStore,
+) -> None:
+    runs = 0
+
+    @idempotent(store)
+    async def plain(a: int, b: int = 2, *, c: str = "x") -> int:
+        nonlocal runs
+        runs += 1
+        return a + b
+
+    assert await plain(1) == 3
+    assert await plain(1, 2) == 3
+    assert await plain(a=1, c="x") == 3
+    assert await plain(b=2, a=1) == 3
+    assert runs == 1
+    assert await plain(1, 3) == 4 and runs == 2
+    with pytest.raises(TypeError):
+        await plain(1, a=1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        await plain()  # type: ignore[call-arg]
+
+    @idempotent(store)
+    async def varargs(*items: int, **opts: str) -> int:
+        nonlocal runs
+        runs += 1
+        return sum(items)
+
+    assert await varargs(1, 2, mode="a") == 3
+    assert await varargs(1, 2, mode="a") == 3
+    assert runs == 3
+    assert await varargs(1, 2, mode="b") == 3 and runs == 4
