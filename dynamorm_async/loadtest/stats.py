@@ -32,17 +32,17 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     n = len(ordered)
     if n == 1:
         return float(ordered[0])
-    # Integer arithmetic for whole percentiles mirrors statistics.quantiles exactly.
-    if q == int(q):
-        m = n - 1
-        j, delta = divmod(int(q) * m, 100)
-        if delta == 0:
-            return float(ordered[j])
-        return (ordered[j] * (100 - delta) + ordered[j + 1] * delta) / 100
-    pos = (n - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, n - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    if q == int(q):  # whole percentiles: the integer positions of statistics.quantiles
+        lo, delta = divmod(int(q) * (n - 1), 100)
+        frac = delta / 100
+    else:
+        pos = (n - 1) * q / 100.0
+        lo = int(pos)
+        frac = pos - lo
+    if frac == 0:
+        return float(ordered[lo])
+    a, b = ordered[lo], ordered[lo + 1]
+    return min(max(a + (b - a) * frac, a), b)  # never outside its two neighbours
 
 
 def percentiles(values: Iterable[float], qs: Sequence[float]) -> list[float]:
