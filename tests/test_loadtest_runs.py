@@ -230,9 +230,9 @@ def test_ctrl_c_stops_cleanly_with_partial_results(
 def test_starts_dynamodb_local_by_itself(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DYNAMORM_TEST")}
+    argv = [sys.executable, "-m", "dynamorm_async.loadtest", "--count", "30", "--quiet"]
     proc = subprocess.run(
-        [sys.executable, "-m", "dynamorm_async.loadtest", "--count", "30", "--quiet"]
-        + ["--json", str(out)],
+        [*argv, "--json", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
