@@ -100,6 +100,21 @@ def test_count_bound_and_summary(
     assert "consumed capacity:" in printed and "estimated on-demand cost $" in printed
 
 
+def test_batch_run(dynamodb_endpoint: str, table_name: str, tmp_path: Path) -> None:
+    out, png = tmp_path / "batch.json", tmp_path / "batch.png"
+    argv = ["--endpoint", dynamodb_endpoint, "--scenario", "batch", "--duration", "2"]
+    argv += ["--concurrency", "4", "--batch-size", "30", "--keys", "400", "--quiet"]
+    argv += ["--table-prefix", table_name + "-", "--json", str(out), "--plot", str(png)]
+    assert main(argv) == 0
+    doc = load(out)
+    assert doc["parameters"]["scenario_parameters"]["batch_size"] == 30
+    assert doc["stopped_by"] == "duration" and doc["errors"] == 0
+    assert set(doc["latency"]) == {"batch_get", "batch_write"}
+    assert all(s["count"] > 0 for s in doc["latency"].values())
+    assert doc["tables"]["deleted"] == [f"{table_name}-batch_items"]
+    decode_png(png.read_bytes())
+
+
 async def test_faults_are_reported_by_error_class(dynamodb_endpoint: str, table_name: str) -> None:
     """With retries off, every injected fault surfaces as one error of its class."""
     async with FaultProxy(dynamodb_endpoint) as proxy:
