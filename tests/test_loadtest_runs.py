@@ -68,6 +68,7 @@ def test_mixed_run_writes_json_and_plot(
     total = sum(s["count"] for s in doc["latency"].values())
     assert total == doc["operations"] == doc["steps"]
     assert doc["throughput_ops_per_s"] == pytest.approx(total / doc["elapsed_s"], rel=0.01)
+    assert 0 < doc["client_cpu_s"] < 2 * doc["elapsed_s"] and doc["client_cpu_us_per_op"] > 0
     cap = doc["capacity"]
     assert cap["pricing"]["mode"] == "on-demand"
     if dynamodb_backend == "ddblocal":  # moto does not report ConsumedCapacity everywhere
@@ -96,7 +97,7 @@ def test_count_bound_and_summary(
     assert doc["stopped_by"] == "count" and doc["steps"] == 60 and doc["operations"] == 60
     printed = capsys.readouterr().out
     assert "| operation | ok | errors | p50 ms | p95 ms | p99 ms | max ms |" in printed
-    assert "throughput:" in printed and "errors: none" in printed
+    assert "throughput:" in printed and "errors: none" in printed and "client CPU:" in printed
     assert "consumed capacity:" in printed and "estimated on-demand cost $" in printed
 
 

@@ -36,6 +36,12 @@ def result_json(result: LoadTestResult, *, plot: str | Path | None = None) -> di
         "errors": stats.errors,
         "throughput_ops_per_s": round(stats.operations / elapsed, 2) if elapsed > 0 else 0.0,
         "steps_per_s": round(outcome.steps / elapsed, 2) if elapsed > 0 else 0.0,
+        "client_cpu_s": round(result.client_cpu_seconds, 3),
+        "client_cpu_us_per_op": (
+            round(result.client_cpu_seconds / stats.operations * 1e6, 1)
+            if stats.operations
+            else None
+        ),
         "latency": {s.operation: s.to_json() for s in stats.summary()},
         "errors_by_class": stats.errors_by_class(),
         "capacity": result.capacity.to_json(),
@@ -93,6 +99,11 @@ def format_summary(result: LoadTestResult) -> str:
         "",
         f"throughput: {rate:,.1f} ops/s ({stats.operations:,} operations in {o.steps:,} steps)",
     ]
+    if stats.operations:
+        per_op = result.client_cpu_seconds / stats.operations * 1e6
+        lines.append(
+            f"client CPU: {result.client_cpu_seconds:.2f} s ({per_op:,.0f} us per operation)"
+        )
     by_class = stats.errors_by_class()
     lines.append(
         "errors: "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import resource
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,13 @@ class LoadTestResult:
     capacity: CapacityReport
     tables_created: tuple[str, ...]
     tables_deleted: tuple[str, ...]
+    client_cpu_seconds: float = 0.0
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (user + system); servers run in other processes."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextlib.contextmanager
@@ -159,7 +167,9 @@ async def run_load_test(
                 on_engine(engine)
             signals = _stop_on_signals(engine) if handle_signals else contextlib.nullcontext()
             with signals, open_meter() as meter:
+                cpu_start = _cpu_seconds()
                 outcome = await engine.run()
+                cpu = _cpu_seconds() - cpu_start
             capacity = meter.report()
         finally:
             await scenario.teardown()
@@ -176,4 +186,5 @@ async def run_load_test(
         capacity=capacity,
         tables_created=tuple(name for _, name in created),
         tables_deleted=tuple(deleted),
+        client_cpu_seconds=cpu,
     )
