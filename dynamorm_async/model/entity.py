@@ -21,7 +21,7 @@ from .codec_base import Codec
 from .fields import FieldOptions, options_of
 from .meta import EntityMeta, FieldMeta, Index, KeyAttr, Projection
 from .resolve import build_struct, type_hints
-from .scalars import IntCodec
+from .scalars import IntCodec, StrCodec
 from .struct import StructCodec
 from .temporal import DatetimeCodec, EpochDatetimeCodec
 
@@ -133,6 +133,7 @@ def entity(
             )
             for f in codec.fields
         }
+        _check_blind_indexes(where, fields)
         roles = _Roles(where, fields)
         hk = roles.key(hash_key, "hash_key", allow_optional=False)
         rk = roles.key(range_key, "range_key", allow_optional=False) if range_key else None
@@ -160,6 +161,24 @@ def entity(
         return cls
 
     return decorate
+
+
+def _check_blind_indexes(where: str, fields: dict[str, FieldMeta]) -> None:
+    """A ``blind_index`` names another, unencrypted field stored as a string."""
+    for f in fields.values():
+        target_name = f.options.blind_index
+        if target_name is None:
+            continue
+        target = fields.get(target_name)
+        if target is None or target is f:
+            raise ValueError(
+                f"{where}.{f.name}: blind_index={target_name!r} must name another field"
+            )
+        if target.encrypted or not isinstance(target.codec, StrCodec):
+            raise TypeError(
+                f"{where}.{target_name}: a blind index field must be an unencrypted str "
+                f"(or str | None), not {target.codec.describe()}"
+            )
 
 
 def _as_attrs_dict_class(cls: type[T]) -> type[T]:

@@ -24,12 +24,15 @@ class FieldOptions:
     ``name`` is the stored attribute name (``None``: same as the Python name);
     ``epoch`` stores datetimes as epoch seconds (``N``) instead of ISO-8601 text
     (``None``: the default, which is ISO text except for the TTL field);
-    ``encrypted`` marks the field for client-side encryption.
+    ``encrypted`` marks the field for client-side encryption; ``blind_index`` names
+    another (``str``) field that stores a keyed hash of this encrypted field's value, for
+    equality lookups.
     """
 
     name: str | None = None
     epoch: bool | None = None
     encrypted: bool = False
+    blind_index: str | None = None
 
 
 _DEFAULT_OPTIONS = FieldOptions()
@@ -48,6 +51,7 @@ def field(
     factory: Callable[[], Any] | None = None,
     epoch: bool | None = None,
     encrypted: bool = False,
+    blind_index: str | None = None,
     validator: Any = None,
     converter: Any = None,
     kw_only: bool | None = None,
@@ -65,7 +69,11 @@ def field(
     * ``default`` / ``factory``: as in attrs (give at most one).
     * ``epoch``: store a ``datetime`` as epoch seconds (``N``, microseconds kept)
       instead of ISO-8601 UTC text.
-    * ``encrypted``: mark the field for client-side encryption (recorded only).
+    * ``encrypted``: mark the field for client-side encryption (recorded here; a
+      repository encrypts it with its sealer, :mod:`dynamorm_async.crypto`).
+    * ``blind_index``: for an encrypted field, the name of a ``str`` field that the
+      sealer fills with a keyed hash (HMAC) of the value, so equal values can be found
+      through an index on that field without decrypting.
     * ``validator``, ``converter``, ``kw_only``, ``repr``, ``eq``, ``order``,
       ``hash``, ``init``, ``alias``, ``metadata``: passed to ``attrs.field``.
     """
@@ -73,8 +81,12 @@ def field(
         raise ValueError(f"field(name=...) must be a non-empty str, got {name!r}")
     if default is not attrs.NOTHING and factory is not None:
         raise ValueError("field() takes default= or factory=, not both")
+    if blind_index is not None and (not encrypted or not isinstance(blind_index, str)):
+        raise ValueError("field(blind_index=...) names a str field, on an encrypted=True field")
     meta = dict(metadata or {})
-    meta[METADATA_KEY] = FieldOptions(name=name, epoch=epoch, encrypted=bool(encrypted))
+    meta[METADATA_KEY] = FieldOptions(
+        name=name, epoch=epoch, encrypted=bool(encrypted), blind_index=blind_index
+    )
     kwargs: dict[str, Any] = {
         "validator": validator,
         "converter": converter,
