@@ -50,14 +50,14 @@ def test_mixed_run_writes_json_and_plot(
     argv += ["--table-prefix", table_name + "-", "--json", str(out), "--plot", str(png)]
     started = time.monotonic()
     assert main(argv) == 0
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60
     doc = load(out)
     params = doc["parameters"]
     assert params["scenario"] == "mixed" and params["concurrency"] == 6
     assert params["seed"] == 7 and params["duration_s"] == 2.0 and params["count"] is None
     assert params["scenario_parameters"]["read_ratio"] == 0.6
     assert doc["stopped_by"] == "duration" and doc["interrupted"] is False
-    assert 2.0 <= doc["elapsed_s"] < 4.0
+    assert 2.0 <= doc["elapsed_s"] < 2.0 + 10  # in-flight steps may drain for up to 10 s
     assert doc["errors"] == 0 and doc["errors_by_class"] == {}
     assert set(doc["latency"]) == {"get", "query", "put", "update"}
     for stats in doc["latency"].values():
