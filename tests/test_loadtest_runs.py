@@ -193,11 +193,19 @@ def test_payments_scenario_fails_clearly(
 
 
 def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--concurrency", "0"], ["--duration", "-1"], ["--read-ratio", "1.5"]):
+    for argv in (
+        ["--concurrency", "0"],
+        ["--duration", "-1"],
+        ["--read-ratio", "1.5"],
+        ["--scenario", "batch", "--keys", "10", "--batch-size", "20"],
+        ["--json", "/nonexistent-dir/r.json"],
+    ):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
-    assert "must be" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "must be" in err and "keys must be >= batch_size" in err
+    assert "directory does not exist" in err
 
 
 def _cli(*args: str, endpoint: str | None) -> subprocess.Popen[str]:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import DynamormError
@@ -150,11 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        scenario_class(args.scenario)  # fail before starting any server
+    for option in ("json", "plot"):  # fail before the run, not after it
+        path = getattr(args, option)
+        if path and not Path(path).resolve().parent.is_dir():
+            parser.error(f"--{option} {path}: the directory does not exist")
+    try:  # fail before starting any server
+        scenario_class(args.scenario)(config_from_args(args, "").settings)
     except ScenarioUnavailable as exc:
         print(f"error: scenario {args.scenario!r} is not available: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        parser.error(f"--scenario {args.scenario}: {exc}")
     show = not args.quiet and (args.progress or sys.stderr.isatty())
     bar = ProgressBar(args.scenario) if show else None
     try:
