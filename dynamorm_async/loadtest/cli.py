@@ -61,10 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--endpoint", help="DynamoDB endpoint URL (default: start DynamoDB Local)")
     p.add_argument("--region", default="us-east-1", help="region to sign for (us-east-1)")
-    p.add_argument("--scenario", choices=list(SCENARIOS), default="mixed", help="workload")
-    p.add_argument("--concurrency", type=_positive_int, default=16, help="workers (16)")
-    p.add_argument("--duration", type=_positive_float, help="stop after SECONDS")
-    p.add_argument("--count", type=_positive_int, help="stop after N steps")
+    p.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        default="mixed",
+        help="payments: the PaymentProcessor; mixed: get/query/put/update; "
+        "batch: BatchExecutor gets and writes (default: mixed)",
+    )
+    p.add_argument(
+        "--concurrency", type=_positive_int, default=16, metavar="N", help="workers (16)"
+    )
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after SECONDS (default 30 when --count is not given either)",
+    )
+    p.add_argument(
+        "--count", type=_positive_int, metavar="N", help="stop after N steps (whichever is first)"
+    )
     p.add_argument("--seed", type=int, default=1, help="random seed (1)")
     p.add_argument("--json", metavar="PATH", help="write the JSON result here")
     p.add_argument("--plot", metavar="PATH", help="write the PNG latency plot here")
@@ -79,10 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="client attempts per request (default: the client's; 1 shows every fault)",
     )
-    p.add_argument("--read-ratio", type=_ratio, default=0.8, help="mixed: share of reads (0.8)")
+    p.add_argument("--read-ratio", type=_ratio, default=0.8, help="share of read steps (0.8)")
     p.add_argument("--keys", type=_positive_int, default=1000, help="key space size (1000)")
     p.add_argument("--item-size", type=_positive_int, default=200, help="payload bytes (200)")
-    p.add_argument("--batch-size", type=_positive_int, default=25, help="batch: items (25)")
+    p.add_argument("--batch-size", type=_positive_int, default=25, help="batch: keys per call (25)")
     return p
 
 
