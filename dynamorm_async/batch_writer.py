@@ -109,7 +109,7 @@ class BatchWriter(Generic[T]):
             await self._launch()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for loser, winner in self._superseded:
+        for loser, winner in reversed(self._superseded):  # a winner may be superseded too
             loser.status, loser.reason, loser.error = winner.status, winner.reason, winner.error
         if self._superseded:
             self._tick([loser for loser, _ in self._superseded])
