@@ -42,7 +42,7 @@ async def table_exists(endpoint: str, name: str) -> bool:
 
 
 def test_mixed_run_writes_json_and_plot(
-    dynamodb_endpoint: str, dynamodb_backend: str, table_name: str, tmp_path: Path
+    dynamodb_endpoint: str, table_name: str, tmp_path: Path
 ) -> None:
     out, png = tmp_path / "result.json", tmp_path / "latency.png"
     argv = ["--endpoint", dynamodb_endpoint, "--scenario", "mixed", "--duration", "2"]
@@ -71,12 +71,11 @@ def test_mixed_run_writes_json_and_plot(
     assert 0 < doc["client_cpu_s"] < 2 * doc["elapsed_s"] and doc["client_cpu_us_per_op"] > 0
     cap = doc["capacity"]
     assert cap["pricing"]["mode"] == "on-demand"
-    if dynamodb_backend == "ddblocal":  # moto does not report ConsumedCapacity everywhere
-        assert cap["read_units"] > 0 and cap["write_units"] > 0
-        assert cap["metered_requests"] >= total
-        expected = (cap["read_units"] * 0.125 + cap["write_units"] * 0.625) / 1e6
-        assert cap["estimated_cost_usd"] == pytest.approx(expected, rel=1e-3)
-        assert set(cap["by_table"]) == {f"{table_name}-mixed_items"}
+    assert cap["read_units"] > 0 and cap["write_units"] > 0
+    assert cap["metered_requests"] >= total
+    expected = (cap["read_units"] * 0.125 + cap["write_units"] * 0.625) / 1e6
+    assert cap["estimated_cost_usd"] == pytest.approx(expected, rel=1e-3)
+    assert set(cap["by_table"]) == {f"{table_name}-mixed_items"}
     assert doc["tables"] == {
         "created": [f"{table_name}-mixed_items"],
         "deleted": [f"{table_name}-mixed_items"],
