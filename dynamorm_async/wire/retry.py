@@ -1,7 +1,8 @@
 """Retry policy: exponential backoff with full jitter, bounded by attempts and deadline.
 
 The first attempt runs without tenacity (no allocation on the hot path). Only when it
-fails with a retryable error does a tenacity ``AsyncRetrying`` loop take over.
+fails with a retryable error does a tenacity ``AsyncRetrying`` loop take over; tenacity
+is imported then, not at cold start.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import attrs
-import tenacity
 
 from .. import deadlines as _deadline
 from ..errors import DeadlineExceeded, DynamormError
+
+if TYPE_CHECKING:
+    import tenacity
 
 __all__ = ["RetryPolicy", "is_retryable"]
 
@@ -57,6 +60,8 @@ class RetryPolicy:
         ) from exc
 
     async def _retry(self, fn: Callable[[], Awaitable[T]], first: DynamormError, what: str) -> T:
+        import tenacity  # lazily: only a failed first attempt needs it
+
         # Attempt 1 (ours) failed; tenacity's attempt k is our attempt k + 1.
         sleep = random.uniform(0, min(self.max_delay, self.base_delay))
         left = _deadline.remaining()
