@@ -15,12 +15,15 @@ from typing import Any
 import pytest
 
 from dynamorm_async import DynamoClient
+from dynamorm_async.binding import Binding
+from dynamorm_async.db import Database
+from dynamorm_async.loadtest.capacity import CapacityMeter, CostMeterAdapter
 from dynamorm_async.loadtest.cli import main
 from dynamorm_async.loadtest.engine import LoadEngine
 from dynamorm_async.loadtest.report import result_json
 from dynamorm_async.loadtest.runner import LoadTestConfig, run_load_test
 from dynamorm_async.loadtest.scenarios import ScenarioSettings
-from dynamorm_async.loadtest.scenarios.mixed import MixedItem
+from dynamorm_async.loadtest.scenarios.mixed import MixedItem, MixedScenario
 from dynamorm_async.tables import delete_table, ensure_table
 from dynamorm_async.testing.faults import Fault, FaultProxy
 
@@ -70,12 +73,13 @@ def test_mixed_run_writes_json_and_plot(
     assert doc["throughput_ops_per_s"] == pytest.approx(total / doc["elapsed_s"], rel=0.01)
     assert 0 < doc["client_cpu_s"] < 2 * doc["elapsed_s"] and doc["client_cpu_us_per_op"] > 0
     cap = doc["capacity"]
-    assert cap["pricing"]["mode"] == "on-demand"
+    assert "on-demand" in cap["pricing"]["table"]
     assert cap["read_units"] > 0 and cap["write_units"] > 0
     assert cap["metered_requests"] >= total
     expected = (cap["read_units"] * 0.125 + cap["write_units"] * 0.625) / 1e6
     assert cap["estimated_cost_usd"] == pytest.approx(expected, rel=1e-3)
     assert set(cap["by_table"]) == {f"{table_name}-mixed_items"}
+    assert set(cap["by_operation"]) == {"GetItem", "Query", "PutItem", "UpdateItem"}
     assert doc["tables"] == {
         "created": [f"{table_name}-mixed_items"],
         "deleted": [f"{table_name}-mixed_items"],
@@ -97,7 +101,8 @@ def test_count_bound_and_summary(
     printed = capsys.readouterr().out
     assert "| operation | ok | errors | p50 ms | p95 ms | p99 ms | max ms |" in printed
     assert "throughput:" in printed and "errors: none" in printed and "client CPU:" in printed
-    assert "consumed capacity:" in printed and "estimated on-demand cost $" in printed
+    assert "consumed capacity:" in printed and "estimated cost $" in printed
+    assert "  GetItem: " in printed and " RRU, " in printed
 
 
 def test_batch_run(dynamodb_endpoint: str, table_name: str, tmp_path: Path) -> None:
@@ -113,6 +118,33 @@ def test_batch_run(dynamodb_endpoint: str, table_name: str, tmp_path: Path) -> N
     assert all(s["count"] > 0 for s in doc["latency"].values())
     assert doc["tables"]["deleted"] == [f"{table_name}-batch_items"]
     decode_png(png.read_bytes())
+
+
+async def test_meters_agree_on_a_real_run(dynamodb_endpoint: str, table_name: str) -> None:
+    """The load test's own meter and the toolkit's CostMeter, both observing one run,
+    count the same units (the seam can switch between them without changing results)."""
+    pytest.importorskip("dynamorm_async.cost")
+    from dynamorm_async.cost import CostMeter
+
+    async with DynamoClient(endpoint_url=dynamodb_endpoint, region="us-east-1") as client:
+        binding = Binding(client, table_name + "-")
+        await ensure_table(binding, MixedItem)
+        try:
+            scenario = MixedScenario(ScenarioSettings(read_ratio=0.5, keys=200))
+            await scenario.setup(Database(binding))
+            engine = LoadEngine(scenario, concurrency=4, count=150)
+            with CapacityMeter() as own, CostMeterAdapter(CostMeter()) as toolkit:
+                await engine.run()
+        finally:
+            await delete_table(binding, MixedItem)
+    a, b = own.report(), toolkit.report()
+    assert a.read_units > 0 and a.write_units > 0
+    assert (a.read_units, a.write_units) == (b.read_units, b.write_units)
+    assert a.metered_requests == b.metered_requests >= 150
+    assert a.estimated_cost_usd == pytest.approx(b.estimated_cost_usd)
+    assert (
+        set(a.by_operation) == set(b.by_operation) == {"GetItem", "Query", "PutItem", "UpdateItem"}
+    )
 
 
 async def test_faults_are_reported_by_error_class(dynamodb_endpoint: str, table_name: str) -> None:

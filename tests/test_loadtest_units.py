@@ -4,6 +4,7 @@ progress lines, the capacity meter's arithmetic and the engine's bounds."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import random
 import statistics
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamorm_async.loadtest.capacity import CapacityMeter
+from dynamorm_async.loadtest.capacity import CapacityMeter, CostMeterAdapter, open_meter
 from dynamorm_async.loadtest.engine import LoadEngine, Snapshot
 from dynamorm_async.loadtest.plot import bucket_width, latency_plot, nice_ticks
 from dynamorm_async.loadtest.progress import ProgressBar, render
@@ -260,11 +261,29 @@ def test_capacity_meter_sums_units_and_prices() -> None:
         {"ConsumedCapacity": [{"TableName": "b", "ReadCapacityUnits": 1, "WriteCapacityUnits": 4}]},
     )
     meter.after("GetItem", {}, {})  # a backend that does not report
+    meter.after("DescribeTable", {}, {"ConsumedCapacity": {"CapacityUnits": 9}})  # not metered
     report = meter.report()
     assert report.read_units == 1.5 and report.write_units == 9.0
     assert report.by_table == {"a": {"read": 0.5, "write": 5.0}, "b": {"read": 1.0, "write": 4.0}}
-    assert report.metered_requests == 4
+    assert report.metered_requests == 5
+    assert report.by_operation["GetItem"] == {
+        "requests": 2,
+        "read": 0.5,
+        "write": 0.0,
+        "usd": pytest.approx(0.5 * 0.125 / 1e6),
+    }
+    assert report.by_operation["TransactWriteItems"]["read"] == 1.0
     assert report.estimated_cost_usd == pytest.approx((1.5 * 0.125 + 9.0 * 0.625) / 1e6)
+    assert report.to_json()["pricing"]["usd_per_million_writes"] == 0.625
+
+
+def test_open_meter_prefers_the_toolkit_cost_meter() -> None:
+    meter = open_meter()
+    if importlib.util.find_spec("dynamorm_async.cost") is None:
+        assert isinstance(meter, CapacityMeter)
+    else:
+        assert isinstance(meter, CostMeterAdapter)
+        assert meter.report().source == "dynamorm_async.cost.CostMeter"
 
 
 # --------------------------------------------------------------------------- engine

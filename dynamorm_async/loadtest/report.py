@@ -112,8 +112,13 @@ def format_summary(result: LoadTestResult) -> str:
     cap = result.capacity
     lines.append(
         f"consumed capacity: {cap.read_units:,.1f} read units, {cap.write_units:,.1f} write "
-        f"units ({cap.metered_requests:,} metered answers); estimated on-demand cost "
-        f"${cap.estimated_cost_usd:.6f} (${cap.price_per_million_reads:g}/M reads, "
+        f"units in {cap.metered_requests:,} requests; estimated cost ${cap.estimated_cost_usd:.6f} "
+        f"({cap.pricing}: ${cap.price_per_million_reads:g}/M reads, "
         f"${cap.price_per_million_writes:g}/M writes)"
     )
+    for op, u in sorted(cap.by_operation.items()):
+        lines.append(
+            f"  {op}: {int(u['requests']):,} requests, {u['read']:,.1f} RRU, "
+            f"{u['write']:,.1f} WRU, ${u['usd']:.6f}"
+        )
     return "\n".join(lines)
