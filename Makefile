@@ -45,8 +45,13 @@ test-moto: setup
 
 test: setup lint typecheck test-ddblocal test-moto
 
+DEMO_SCENARIO ?= mixed
+DEMO_SECONDS ?= 30
+
 demo: setup
-	$(PY) -m dynamorm_async.demo
+	mkdir -p build
+	$(PY) -m dynamorm_async.loadtest --scenario $(DEMO_SCENARIO) --duration $(DEMO_SECONDS) \
+	  --json build/loadtest.json --plot build/loadtest.png
 
 bench: setup
 	mkdir -p bench-results
@@ -55,4 +60,4 @@ bench: setup
 	  echo "== $$n"; $(PY) $$b --json bench-results/$$n.json; done
 
 clean:
-	rm -rf $(VENV) $(CACHE) .mypy_cache .ruff_cache .pytest_cache bench-results
+	rm -rf $(VENV) $(CACHE) .mypy_cache .ruff_cache .pytest_cache bench-results build
