@@ -165,6 +165,20 @@ class Repository(Generic[T]):
             changes[meta.created_at.name] = now or self._clock()
         return attrs.evolve(obj, **changes) if changes else obj  # type: ignore[misc]
 
+    def _refuse_encrypted(self, touched: Iterable[Any]) -> None:
+        """Update actions are sent as plain expressions: writing an encrypted field with one
+        would store it in plaintext, so it is refused before sending."""
+        if self.sealer is None:
+            return
+        hit = [
+            f.name for f in self.meta.fields.values() if f.encrypted and f.stored_name in touched
+        ]
+        if hit:
+            raise InvalidInput(
+                f"{self.entity.__name__}: update actions cannot write encrypted fields "
+                f"({', '.join(hit)}); write the whole entity (put, or update without actions)"
+            )
+
     def _hash_exists(self) -> Condition:
         return self.meta.path(self.meta.hash_key.field_name).exists()
 
@@ -288,6 +302,7 @@ class Repository(Generic[T]):
         meta = self.meta
         acts = list(actions)
         touched = {a.path.elements[0] for a in acts}
+        self._refuse_encrypted(touched)
         if meta.updated_at is not None and meta.updated_at.stored_name not in touched:
             acts.append(meta.path(meta.updated_at.name).set(self._clock()))
         if meta.version is not None and meta.version.stored_name not in touched:

@@ -146,6 +146,7 @@ def build_write(
     if kind == "update":
         acts = list(actions)
         touched = {a.path.elements[0] for a in acts}
+        repo._refuse_encrypted(touched)
         if meta.updated_at is not None and meta.updated_at.stored_name not in touched:
             acts.append(meta.path(meta.updated_at.name).set(repo._clock()))
         if version is not None and version.stored_name not in touched:

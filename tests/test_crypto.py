@@ -359,3 +359,23 @@ async def test_local_keyring_rejects_bad_keys() -> None:
     with pytest.raises(DecryptionError):
         await ring.decrypt_data_key(key.key_id, key.wrapped[:-1] + bytes([key.wrapped[-1] ^ 1]))
     assert "plaintext" not in repr(key) and key.plaintext.hex() not in repr(key)
+
+
+async def test_update_actions_cannot_write_encrypted_fields(
+    client: DynamoClient, prefix: str
+) -> None:
+    from dynamorm_async.db import Database
+
+    enc = encryptor()
+    repo = Repository(Vault, client, table_prefix=prefix, sealer=enc)
+    await repo.create(full(1))
+    with pytest.raises(InvalidInput, match="encrypted fields"):
+        await repo.update({"owner": "o#1", "n": 1}, Vault.s.set("plain!"))  # type: ignore[attr-defined]
+    db = Database(client, table_prefix=prefix, sealer=enc)
+    with pytest.raises(InvalidInput, match="encrypted fields"):
+        async with db.transaction() as tx:
+            tx.update(full(1), Vault.meta["ip"].set("1.1.1.1"))  # type: ignore[attr-defined]
+    # other fields still update through actions, and the item still decrypts
+    got = await repo.update({"owner": "o#1", "n": 1}, Vault.note.set("changed"))  # type: ignore[attr-defined]
+    assert got.note == "changed" and got.s == "héllo ✓"
+    assert (await raw_item(client, repo.table_name, 1))["s"].keys() == {"B"}
