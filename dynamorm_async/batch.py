@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 import orjson
 
+from .attrvalue import Item
 from .batch_chunks import (
     MAX_GET_KEYS,
     MAX_WRITE_ITEMS,
@@ -46,10 +47,10 @@ from .batch_chunks import (
 from .batch_keys import EntityKey, KeyRef, canonical_key, entity_meta
 from .batch_report import (
     BatchGetResult,
-    BatchProgress,
     BatchReport,
     ItemResult,
     ProgressCallback,
+    ProgressTicker,
 )
 from .batch_requests import send_get, send_write
 from .client import DynamoClient
@@ -84,7 +85,7 @@ class RepositoryProvider(Protocol):
 
 
 class _Bound:
-    """One entity class resolved for one batch call: repository, client, table."""
+    """One entity class resolved for one batch call: its repository, meta and table."""
 
     __slots__ = ("meta", "repo", "stamp", "table")
 
@@ -137,6 +138,8 @@ class BatchExecutor:
         Raises before sending anything for input that is not an entity or a key, and for
         duplicate keys (unless ``dedupe="last"``).
         """
+        _check_iterable(puts, "puts")
+        _check_iterable(deletes, "deletes")
         start = time.monotonic()
         cache: dict[type[Any], _Bound] = {}
         items: list[ItemResult] = []
@@ -181,6 +184,7 @@ class BatchExecutor:
         ``result[i]`` is the entity of key *i*, or ``None`` when there is no such item;
         a key that could not be read is ``None`` too and ``failed`` in ``result.report``.
         """
+        _check_iterable(keys, "keys")
         start = time.monotonic()
         cache: dict[type[Any], _Bound] = {}
         items = [self._prepare_key(i, "get", ref, cache) for i, ref in enumerate(keys)]
@@ -207,8 +211,10 @@ class BatchExecutor:
         try:
             if b.stamp:
                 obj = b.repo._stamp(obj, created=False)
-            key = b.meta.encode_key(obj)
             item = await b.repo.encode_item(obj, b.table)
+            key = b.meta.key_from_item(item)
+            if not _short_key(key):  # empty or long: let encode_key say what is wrong
+                key = b.meta.encode_key(obj)
         except InvalidInput as exc:
             failed = ItemResult(index, "put", b.repo.entity, b.table, _key_or_empty(b.meta, obj))
             failed.fail(exc)
@@ -289,7 +295,7 @@ class BatchExecutor:
         work = collections.deque(
             (client, chunk) for client, its in by_client.values() for chunk in chunks(its, limit)
         )
-        tick = _Ticker(report, progress or self.progress)
+        tick = ProgressTicker(report, progress or self.progress)
         tick.emit()
 
         async def worker() -> None:
@@ -353,24 +359,20 @@ class BatchExecutor:
         return await self.repositories.repository(cls).decode_items(raws, table)
 
 
-class _Ticker:
-    """Counts settled items and calls the progress callback."""
+def _check_iterable(value: Any, name: str) -> None:
+    """Refuse a single entity or key where a collection of them is expected."""
+    if isinstance(value, EntityKey | str | bytes) or hasattr(type(value), "__attrs_attrs__"):
+        raise InvalidInput(f"{name} must be a collection; wrap a single one in a list")
 
-    def __init__(self, report: BatchReport, callback: ProgressCallback | None) -> None:
-        self.callback = callback
-        self.total = report.total
-        self.failed = sum(1 for r in report.results if r.status == "failed")
-        self.done = 0
 
-    def settled(self, chunk: list[ItemResult]) -> None:
-        ok = sum(1 for i in chunk if i.status == "done")
-        self.done += ok
-        self.failed += len(chunk) - ok
-        self.emit()
-
-    def emit(self) -> None:
-        if self.callback is not None:
-            self.callback(BatchProgress(self.done, self.failed, self.total))
+def _short_key(key: Item) -> bool:
+    """True when no string or binary key value is empty or over 255 characters (the values
+    :meth:`EntityMeta.encode_key` would have to check further)."""
+    for av in key.values():
+        for tag, raw in av.items():
+            if tag != "N" and not 0 < len(raw) <= 255:
+                return False
+    return True
 
 
 def _key_or_empty(meta: EntityMeta[Any], obj: Any) -> dict[str, Any]:

@@ -37,6 +37,7 @@ __all__ = [
     "FailureReason",
     "ItemResult",
     "ProgressCallback",
+    "ProgressTicker",
     "reason_for",
 ]
 
@@ -177,6 +178,28 @@ class BatchProgress:
 
 #: Called (synchronously, from the event loop) after each chunk settles.
 ProgressCallback = Callable[[BatchProgress], None]
+
+
+class ProgressTicker:
+    """Counts the items of a report as chunks settle and calls the progress callback."""
+
+    def __init__(self, report: BatchReport, callback: ProgressCallback | None) -> None:
+        self.callback = callback
+        self.total = report.total
+        self.failed = sum(1 for r in report.results if r.status == "failed")
+        self.done = 0
+
+    def settled(self, chunk: list[ItemResult]) -> None:
+        """Count a settled chunk and report progress."""
+        ok = sum(1 for i in chunk if i.status == "done")
+        self.done += ok
+        self.failed += len(chunk) - ok
+        self.emit()
+
+    def emit(self) -> None:
+        """Call the callback with the current counts."""
+        if self.callback is not None:
+            self.callback(BatchProgress(self.done, self.failed, self.total))
 
 
 class BatchReport:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from .batch_keys import KeyRef, canonical_key, entity_meta, resolve_key
+from .batch_keys import KeyRef, canonical_key, resolve_key
 from .errors import DuplicateItem, TransactionCanceled
 from .transactions import MAX_TRANSACTION_ACTIONS, TransactionHost
 from .transactions_actions import TxAction
@@ -35,7 +35,6 @@ async def transact_get(host: TransactionHost, refs: Sequence[KeyRef]) -> tuple[A
     seen: dict[Hashable, int] = {}
     for i, ref in enumerate(refs):
         meta, wire = resolve_key(ref, f"transact_get #{i}")
-        entity_meta(meta.cls, "transact_get")
         repo = host.repository(meta.cls)
         table = repo.table_name
         canon = canonical_key(table, wire)
