@@ -151,6 +151,10 @@ class LambdaHandler(Generic[E, C, R]):
     next invocation.
     """
 
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[[E, C], Awaitable[R]]
+
     def __init__(
         self,
         fn: Callable[[E, C], Awaitable[R]],

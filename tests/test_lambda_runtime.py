@@ -25,6 +25,7 @@ from dynamorm_async.aws_lambda import (
     LambdaHandler,
     LambdaRuntime,
     LocalLambdaContext,
+    default_runtime,
     invocation_budget,
     lambda_handler,
 )
@@ -238,6 +239,40 @@ def test_init_runs_once_and_a_failed_init_is_retried(runtime: LambdaRuntime) -> 
     assert handler(3, LocalLambdaContext()) == 6
     handler.initialize()  # already done: no-op
     assert calls == ["init", "init", "run2", "run3"]
+
+
+def test_initialize_in_the_init_phase_with_its_own_deadline(runtime: LambdaRuntime) -> None:
+    seen: list[float | None] = []
+
+    async def init() -> None:
+        seen.append(deadlines.remaining())
+        await asyncio.sleep(0.3)
+        deadlines.check("init")
+
+    @lambda_handler(init=init, runtime=runtime)
+    async def handler(event: None, context: Any) -> str:
+        return "ok"
+
+    with pytest.raises(errors.DeadlineExceeded):
+        handler.initialize(timeout=0.2)
+    assert not handler.initialized
+    handler.initialize(timeout=5.0)
+    assert handler.initialized
+    assert handler(None, LocalLambdaContext()) == "ok"
+    assert len(seen) == 2 and seen[0] is not None and 0.1 < seen[0] <= 0.2
+
+
+def test_bare_decorator_uses_the_process_runtime() -> None:
+    @lambda_handler
+    async def handler(event: None, context: Any) -> int:
+        return id(asyncio.get_running_loop())
+
+    try:
+        assert handler(None, None) == handler(None, None)
+        assert handler.runtime is default_runtime()
+        assert handler.__name__ == "handler"
+    finally:
+        default_runtime().close()
 
 
 def test_contextvars_do_not_leak_between_invocations(runtime: LambdaRuntime) -> None:
