@@ -74,6 +74,7 @@ def values(i: int) -> dict[str, Any]:
 
 
 async def run_ours(url: str, table: str, n: int, concurrency: int) -> tuple[float, float]:
+    """Ours: entities through ``Database.batch().write``; (wall s, CPU s) of the timed write."""
     from dynamorm_async import DynamoClient
     from dynamorm_async.db import Database
     from dynamorm_async.model import entity
@@ -109,6 +110,7 @@ def _plain(i: int) -> dict[str, Any]:
 
 
 async def run_aioboto3(url: str, table: str, n: int, concurrency: int) -> tuple[float, float]:
+    """aioboto3: ``Table.batch_writer()`` with plain dicts; (wall s, CPU s)."""
     import aioboto3
 
     items = [_plain(i) for i in range(n)]
@@ -126,6 +128,7 @@ async def run_aioboto3(url: str, table: str, n: int, concurrency: int) -> tuple[
 
 
 def run_boto3(url: str, table: str, n: int) -> tuple[float, float]:
+    """boto3: ``Table.batch_writer()`` with plain dicts; (wall s, CPU s)."""
     import boto3
 
     items = [_plain(i) for i in range(n)]
@@ -164,6 +167,8 @@ async def _admin(url: str, action: Callable[[Any], Any]) -> Any:
 
 
 def create(url: str, table: str) -> None:
+    """Create the (pk, sk) table and wait until it is active."""
+
     async def go(client: Any) -> None:
         await client.create_table(
             TableName=table,
@@ -183,6 +188,8 @@ def create(url: str, table: str) -> None:
 
 
 def count_and_drop(url: str, table: str) -> int:
+    """How many items the table holds (consistent scan count); then delete it."""
+
     async def go(client: Any) -> int:
         total, start = 0, None
         while True:
@@ -250,6 +257,7 @@ def run_one(
 def measure(
     url: str, args: argparse.Namespace, subjects: list[str], pid: int | None
 ) -> dict[str, Runs]:
+    """Warm the server up, then run every subject ``--repeat`` times, rotating the order."""
     script = str(Path(__file__).resolve())
     print("  warming the server up ...", file=sys.stderr, flush=True)
     run_one(script, url, "dynamorm_async", args, "warmup", pid)

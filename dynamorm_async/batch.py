@@ -11,7 +11,8 @@ How a batch runs:
 * Entities are encoded by their repository (``encode_item``: stamped, size-checked,
   sealed), so table prefixes and field encryption apply as for single writes. An item
   that cannot be stored (over 400 KB, bad key, bad value) fails *in the report*; the
-  others still go.
+  others still go. Encoding happens as requests are built, so the first requests are
+  in flight while later items are still being encoded.
 * Duplicate keys (same table and key) raise :class:`~dynamorm_async.errors.DuplicateItem`
   naming them, before anything is sent; ``dedupe="last"`` keeps the last write (order:
   puts, then deletes).
@@ -26,19 +27,17 @@ How a batch runs:
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
 import orjson
 
-from .attrvalue import Item
 from .batch_chunks import (
     MAX_GET_KEYS,
     MAX_WRITE_ITEMS,
+    ChunkQueue,
     Dedupe,
-    chunks,
     resend_unprocessed,
 )
 from .batch_chunks import (
@@ -144,7 +143,7 @@ class BatchExecutor:
         cache: dict[type[Any], _Bound] = {}
         items: list[ItemResult] = []
         for obj in puts:
-            items.append(await self.prepare_put(len(items), obj, cache))
+            items.append(self.prepare_put(len(items), obj, cache))
         for ref in deletes:
             items.append(self.prepare_delete(len(items), ref, cache))
         report = await self.run(items, "BatchWriteItem", dedupe=dedupe, progress=progress)
@@ -205,30 +204,35 @@ class BatchExecutor:
             bound = cache[cls] = _Bound(self.repositories.repository(cls))
         return bound
 
-    async def prepare_put(self, index: int, obj: Any, cache: dict[type[Any], _Bound]) -> ItemResult:
-        """The pending put of entity ``obj`` (or a failed result if it cannot be stored)."""
+    def prepare_put(self, index: int, obj: Any, cache: dict[type[Any], _Bound]) -> ItemResult:
+        """The pending put of entity ``obj``: stamped and keyed now, encoded when its
+        request is built (a bad key fails it now; an item that cannot be stored, then)."""
         b = self.bind(type(obj), cache)
         try:
             if b.stamp:
                 obj = b.repo._stamp(obj, created=False)
-            item = await b.repo.encode_item(obj, b.table)
-            key = b.meta.key_from_item(item)
-            if not _short_key(key):  # empty or long: let encode_key say what is wrong
-                key = b.meta.encode_key(obj)
+            key = b.meta.encode_key(obj)
         except InvalidInput as exc:
             failed = ItemResult(index, "put", b.repo.entity, b.table, _key_or_empty(b.meta, obj))
+            failed.value = obj
             failed.fail(exc)
             return failed
-        return ItemResult(
-            index,
-            "put",
-            b.repo.entity,
-            b.table,
-            key,
-            canonical_key(b.table, key),
-            {"PutRequest": {"Item": item}},
-            len(orjson.dumps(item)),
-        )
+        item = ItemResult(index, "put", b.repo.entity, b.table, key, canonical_key(b.table, key))
+        item.value = obj
+        return item
+
+    async def _encode(self, item: ItemResult) -> None:
+        """Encode a pending put (its repository's ``encode_item``: sealed, size-checked)."""
+        assert item.entity is not None
+        try:
+            data = await self.repositories.repository(item.entity).encode_item(
+                item.value, item.table
+            )
+        except InvalidInput as exc:
+            item.fail(exc)
+            return
+        item.payload = {"PutRequest": {"Item": data}}
+        item.size = len(orjson.dumps(data))
 
     def prepare_delete(self, index: int, ref: KeyRef, cache: dict[type[Any], _Bound]) -> ItemResult:
         """The pending delete of ``ref`` (an entity or a key reference)."""
@@ -292,19 +296,18 @@ class BatchExecutor:
                 assert item.entity is not None
                 client = clients[item.entity] = self.repositories.repository(item.entity).client
             by_client.setdefault(id(client), (client, []))[1].append(item)
-        work = collections.deque(
-            (client, chunk) for client, its in by_client.values() for chunk in chunks(its, limit)
-        )
+        queue = ChunkQueue(list(by_client.values()), limit, self._encode)
         tick = ProgressTicker(report, progress or self.progress)
         tick.emit()
 
         async def worker() -> None:
-            while work:
-                client, chunk = work.popleft()
-                await self._chunk(client, chunk, report, send)
-                tick.settled(chunk)
+            while (taken := await queue.take()) is not None:
+                client, chunk, failed = taken
+                if chunk:
+                    await self._chunk(client, chunk, report, send)
+                tick.settled(chunk + failed)
 
-        n = min(self.concurrency, len(work))
+        n = min(self.concurrency, -(-len(to_send) // limit))
         if n == 1:
             await worker()
         elif n > 1:
@@ -313,7 +316,9 @@ class BatchExecutor:
                     group.create_task(worker())
         for loser, winner in superseded:
             loser.status, loser.reason, loser.error = winner.status, winner.reason, winner.error
-            loser.value, loser.payload = winner.value, None
+            loser.payload = None
+            if loser.kind == "get":
+                loser.value = winner.value
         return report
 
     async def _chunk(
@@ -363,16 +368,6 @@ def _check_iterable(value: Any, name: str) -> None:
     """Refuse a single entity or key where a collection of them is expected."""
     if isinstance(value, EntityKey | str | bytes) or hasattr(type(value), "__attrs_attrs__"):
         raise InvalidInput(f"{name} must be a collection; wrap a single one in a list")
-
-
-def _short_key(key: Item) -> bool:
-    """True when no string or binary key value is empty or over 255 characters (the values
-    :meth:`EntityMeta.encode_key` would have to check further)."""
-    for av in key.values():
-        for tag, raw in av.items():
-            if tag != "N" and not 0 < len(raw) <= 255:
-                return False
-    return True
 
 
 def _key_or_empty(meta: EntityMeta[Any], obj: Any) -> dict[str, Any]:

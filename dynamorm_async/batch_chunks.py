@@ -4,16 +4,17 @@ unprocessed items with backoff.
 * :func:`dedupe` finds items with the same table and key (DynamoDB rejects a batch
   that holds two), raising :class:`~dynamorm_async.errors.DuplicateItem` that names
   them, or keeping the last.
-* :func:`chunks` splits items into requests within DynamoDB's limits (25 writes or 100
-  keys, 16 MB).
+* :class:`ChunkQueue` hands out items one request's worth at a time, within DynamoDB's
+  limits (25 writes or 100 keys, 16 MB), encoding puts as they are taken.
 * :func:`resend_unprocessed` retries what DynamoDB left unprocessed, with exponential
   backoff and full jitter (tenacity), bounded by attempts and by the current deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
-from typing import Literal
+import collections
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import tenacity
 
@@ -22,13 +23,16 @@ from .batch_report import ItemResult
 from .errors import DeadlineExceeded, DuplicateItem, InvalidInput, Throttled
 from .wire.retry import RetryPolicy
 
+if TYPE_CHECKING:
+    from .client import DynamoClient
+
 __all__ = [
     "MAX_GET_KEYS",
     "MAX_REQUEST_BYTES",
     "MAX_WRITE_ITEMS",
+    "ChunkQueue",
     "Dedupe",
     "StillUnprocessed",
-    "chunks",
     "dedupe",
     "resend_unprocessed",
 ]
@@ -88,20 +92,49 @@ def dedupe(
     return [i for i in items if i.status == "pending" and id(i) not in losers], superseded
 
 
-def chunks(
-    items: Sequence[ItemResult], max_items: int, max_bytes: int = MAX_REQUEST_BYTES
-) -> Iterator[list[ItemResult]]:
-    """Consecutive runs of ``items`` of at most ``max_items`` and ``max_bytes`` (by ``size``)."""
-    chunk: list[ItemResult] = []
-    size = 0
-    for item in items:
-        if chunk and (len(chunk) >= max_items or size + item.size > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += item.size
-    if chunk:
-        yield chunk
+class ChunkQueue:
+    """Pending items, grouped by client, taken one request's worth at a time.
+
+    ``take()`` returns a chunk of at most ``max_items`` items and ``max_bytes`` (by their
+    ``size``) from one client's queue. Puts are encoded (``encode``) as they are taken, so
+    the first requests go out while later items are still being encoded; an item that
+    fails to encode is returned apart, already failed.
+    """
+
+    def __init__(
+        self,
+        groups: list[tuple[DynamoClient, list[ItemResult]]],
+        max_items: int,
+        encode: Callable[[ItemResult], Awaitable[None]],
+        max_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        self._groups = [(client, collections.deque(items)) for client, items in groups]
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._encode = encode
+
+    async def take(self) -> tuple[DynamoClient, list[ItemResult], list[ItemResult]] | None:
+        """``(client, chunk, failed)``, or ``None`` when every queue is empty."""
+        for client, queue in self._groups:
+            if not queue:
+                continue
+            chunk: list[ItemResult] = []
+            failed: list[ItemResult] = []
+            size = 0
+            while queue and len(chunk) < self.max_items:
+                item = queue.popleft()  # taken before any await: no other taker sees it
+                if item.payload is None and item.kind == "put":
+                    await self._encode(item)
+                    if item.status != "pending":
+                        failed.append(item)
+                        continue
+                if chunk and size + item.size > self.max_bytes:
+                    queue.appendleft(item)  # starts the next chunk
+                    break
+                chunk.append(item)
+                size += item.size
+            return client, chunk, failed
+        return None
 
 
 class _Left(Exception):

@@ -95,7 +95,7 @@ class BatchWriter(Generic[T]):
 
     async def put(self, obj: T) -> None:
         """Buffer a put of entity ``obj`` (sends 25 buffered writes at once)."""
-        item = await self._executor.prepare_put(len(self.report.results), obj, self._cache)
+        item = self._executor.prepare_put(len(self.report.results), obj, self._cache)
         await self._add(item)
 
     async def delete(self, target: KeyRef) -> None:

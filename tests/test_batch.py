@@ -209,6 +209,11 @@ async def test_oversized_and_invalid_items_fail_alone(db: Database) -> None:
     assert ei.value.report is report and len(ei.value.failed) == 2
     assert "too_large" in str(ei.value) and "#1 put Order" in str(ei.value)
     assert report.by_reason() == {FailureReason.TOO_LARGE: 1, FailureReason.INVALID: 1}
+    assert report.results[0].value.updated_at == FIXED  # the entity as stored
+
+    nan = await db.batch().write(puts=[Ledger("ok"), Ledger("nan", Decimal("NaN"))])
+    assert [r.reason for r in nan] == [None, FailureReason.INVALID]
+    assert isinstance(nan.results[1].error, errors.EncodeError)
 
 
 async def test_items_dynamodb_rejects_are_isolated(db: Database) -> None:
@@ -253,8 +258,8 @@ async def test_progress_and_concurrency(db: Database) -> None:
         puts=[order(i) for i in range(260)] + [order(999, blob="x" * 500_000)]
     )
     assert report.total == 261 and len(report.failed) == 1
-    assert ticks[0] == BatchProgress(0, 1, 261) and ticks[-1] == BatchProgress(260, 1, 261)
-    assert len(ticks) == 1 + 11  # one at the start, one per request
+    assert ticks[0] == BatchProgress(0, 0, 261) and ticks[-1] == BatchProgress(260, 1, 261)
+    assert len(ticks) == 1 + 11  # one at the start, one per request (the last: 10 + 1 failed)
     dones = [t.done for t in ticks]
     assert dones == sorted(dones)
 
