@@ -25,6 +25,11 @@ One call of a decorated function:
 
 An optional local LRU cache (``cache_size``) answers repeats of completed calls
 without a request. Time comes from ``clock`` (epoch seconds), so tests can drive it.
+
+Failure modes lean towards "not twice": if the answer to a successful claim is lost and
+the client's retry then finds that claim, the caller gets :class:`IdempotencyInProgress`
+and the key frees at its in-progress expiry; a response that cannot be stored raises
+:class:`IdempotencyPersistenceError` and leaves the claim in place likewise.
 """
 
 from __future__ import annotations

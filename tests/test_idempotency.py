@@ -8,6 +8,7 @@ import datetime as dt
 import enum
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -41,10 +42,14 @@ from dynamorm_async.tables import delete_table
 
 
 class Clock:
-    """A clock the test moves by hand (epoch seconds)."""
+    """A clock the test moves by hand (epoch seconds).
 
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
+    It starts at the real time: DynamoDB Local runs a TTL sweeper, which would delete
+    records whose expiration (the TTL attribute) is already in the real past.
+    """
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now
