@@ -190,7 +190,7 @@ class ParallelScan(Paged[R]):
     """N concurrent :class:`Scan` segments merged into one iterator with bounded buffering."""
 
     def __init__(
-        self, segments: list[Scan[R]], *, limit: int | None, buffer_pages: int = 2
+        self, segments: list[Query[R]], *, limit: int | None, buffer_pages: int = 2
     ) -> None:
         self._segments = segments
         self._limit = limit
@@ -200,7 +200,7 @@ class ParallelScan(Paged[R]):
         """Pages from all segments, in arrival order; each carries its ``segment``."""
         queue: asyncio.Queue[Page[R] | Exception | None] = asyncio.Queue(self._buffer)
 
-        async def run(seg: Scan[R]) -> None:
+        async def run(seg: Query[R]) -> None:
             try:
                 async for page in seg.pages():
                     await queue.put(page)
