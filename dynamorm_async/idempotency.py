@@ -41,26 +41,50 @@ import logging
 import time
 import typing
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
 from . import deadlines
-from .errors import DynamormError, InvalidInput
-from .idempotency_codec import ResultCodec, canonical, codec_for_type
-from .idempotency_store import COMPLETED, INPROGRESS, IdempotencyRecord, IdempotencyStore
+from .errors import InvalidInput
+from .idempotency_codec import (
+    JsonCodec,
+    KeySpec,
+    ResultCodec,
+    Selector,
+    binder,
+    canonical,
+    codec_for_type,
+    selector,
+)
+from .idempotency_store import (
+    COMPLETED,
+    INPROGRESS,
+    DynamoDBIdempotencyStore,
+    IdempotencyError,
+    IdempotencyInProgress,
+    IdempotencyKeyError,
+    IdempotencyPayloadMismatch,
+    IdempotencyPersistenceError,
+    IdempotencyRecord,
+    IdempotencyStore,
+)
 
 __all__ = [
+    "DynamoDBIdempotencyStore",
     "Idempotency",
     "IdempotencyError",
     "IdempotencyInProgress",
     "IdempotencyKeyError",
     "IdempotencyPayloadMismatch",
     "IdempotencyPersistenceError",
+    "IdempotencyStore",
     "IdempotentCall",
+    "JsonCodec",
     "LocalCache",
+    "ResultCodec",
     "idempotent",
     "idempotent_call",
 ]
@@ -69,47 +93,6 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-KeySpec = str | Sequence[str] | Callable[..., Any] | None
-
-
-class IdempotencyError(DynamormError):
-    """Base class of the idempotency errors."""
-
-
-class IdempotencyInProgress(IdempotencyError):
-    """Another call with the same key is running. Retryable: retry after a pause.
-
-    ``key`` is the record key; ``until`` the epoch second at which the running call is
-    presumed dead and the key may be claimed again (``None`` if unknown).
-    """
-
-    retryable = True
-
-    def __init__(self, key: str, until: float | None) -> None:
-        self.key = key
-        self.until = until
-        super().__init__(f"a call with idempotency key {key} is in progress")
-
-
-class IdempotencyPayloadMismatch(IdempotencyError):
-    """The key was used before with a different payload (its validation hash differs)."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        super().__init__(
-            f"idempotency key {key} was used with a different payload; "
-            "use a new key for a different request"
-        )
-
-
-class IdempotencyKeyError(IdempotencyError, InvalidInput):
-    """The key fields cannot be read from the call's arguments."""
-
-
-class IdempotencyPersistenceError(IdempotencyError):
-    """The function ran but its response could not be stored. The record stays
-    ``INPROGRESS`` until its in-progress expiry, so no duplicate runs before then."""
 
 
 class LocalCache:
@@ -323,83 +306,6 @@ def idempotent_call(
     )
 
 
-Selector = Callable[[dict[str, Any], tuple[Any, ...], dict[str, Any]], Any]
-
-
-class _Binder:
-    """Maps a call's arguments to parameter names, skipping ``self``/``cls``.
-
-    Plain signatures (no ``*args``/``**kwargs``/positional-only) take a fast path;
-    anything else, and every call the fast path cannot place, goes through
-    ``Signature.bind`` (which raises the usual ``TypeError`` for bad calls).
-    """
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.sig = sig = inspect.signature(fn)
-        params = list(sig.parameters.values())
-        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        self.simple = all(p.kind in plain for p in params)
-        self.positional = [p.name for p in params if p.kind is plain[0]]
-        self.names = frozenset(sig.parameters)
-        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
-        self.skip = tuple(n for n in ("self", "cls") if n in sig.parameters)
-
-    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] | None = None
-        if self.simple and len(args) <= len(self.positional):
-            out = dict(zip(self.positional, args, strict=False))
-            if kwargs:
-                if any(k in out or k not in self.names for k in kwargs):
-                    out = None
-                else:
-                    out.update(kwargs)
-            if out is not None and len(out) < len(self.names):
-                for n, d in self.defaults.items():
-                    out.setdefault(n, d)
-                if len(out) < len(self.names):
-                    out = None
-        if out is None:
-            bound = self.sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            out = dict(bound.arguments)
-        for n in self.skip:
-            del out[n]
-        return out
-
-
-def _selector(fn: Callable[..., Any], spec: KeySpec, what: str) -> Selector:
-    """A function of (bound arguments, args, kwargs) returning the selected payload."""
-    if callable(spec):
-        custom = spec
-        return lambda arguments, args, kwargs: custom(*args, **kwargs)
-    if spec is None:
-        return lambda arguments, args, kwargs: arguments
-    sig = inspect.signature(fn)
-    paths = [spec] if isinstance(spec, str) else list(spec)
-    if not paths or not all(isinstance(p, str) and p for p in paths):
-        raise InvalidInput(f"{what} must be a parameter path, a list of them, or a callable")
-    for p in paths:
-        if p.split(".", 1)[0] not in sig.parameters:
-            raise InvalidInput(f"{what}={p!r}: {fn.__qualname__} has no parameter {p!r}")
-    if isinstance(spec, str):
-        return lambda arguments, args, kwargs: _walk(arguments, spec)
-    return lambda arguments, args, kwargs: {p: _walk(arguments, p) for p in paths}
-
-
-def _walk(arguments: dict[str, Any], path: str) -> Any:
-    value: Any = arguments
-    for part in path.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif not isinstance(value, dict) and hasattr(value, part):
-            value = getattr(value, part)
-        else:
-            raise IdempotencyKeyError(f"idempotency key path {path!r}: no {part!r}")
-    if value is None:
-        raise IdempotencyKeyError(f"idempotency key path {path!r} is None")
-    return value
-
-
 def idempotent(
     store: IdempotencyStore | Idempotency,
     *,
@@ -440,15 +346,15 @@ def idempotent(
             )
         )
         prefix = (name or f"{fn.__module__}.{fn.__qualname__}") + "#"
-        select_key = _selector(fn, key, "key")
+        select_key = selector(fn, key, "key")
         select_val: Selector | None = None
         if validate is True:
-            select_val = None if key is None else _selector(fn, None, "validate")
+            select_val = None if key is None else selector(fn, None, "validate")
         elif validate is not False:
-            select_val = _selector(fn, validate, "validate")
+            select_val = selector(fn, validate, "validate")
         result_codec = codec or codec_for_type(_return_type(fn), fn.__qualname__)
 
-        bind = _Binder(fn)
+        bind = binder(fn)
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

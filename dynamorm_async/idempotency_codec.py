@@ -1,5 +1,7 @@
-"""How idempotency hashes payloads and stores responses.
+"""How idempotency selects and hashes payloads, and stores responses.
 
+* :func:`selector` and :func:`binder`: which arguments of a call make its key (a
+  parameter path such as ``"request.order_id"``, a list of them, or a function).
 * :func:`canonical`: the bytes hashed for a key or a payload: JSON with sorted keys
   (orjson), sets sorted, ``Decimal`` as normalised text, ``bytes`` as base64, attrs
   instances as their field dicts. Equal payloads give equal bytes.
@@ -12,9 +14,10 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from decimal import Decimal
 from typing import Any, Protocol, Union
 
@@ -23,13 +26,25 @@ import orjson
 
 from .attrvalue import AttributeValue
 from .errors import DecodeError, InvalidInput
+from .idempotency_store import IdempotencyKeyError
 from .model import EntityMeta, meta_of
 from .model.codec_base import Codec
 from .model.fields import FieldOptions
 from .model.resolve import resolve
 from .model.struct import StructCodec
 
-__all__ = ["EntityCodec", "JsonCodec", "ResultCodec", "TypeCodec", "canonical", "codec_for_type"]
+__all__ = [
+    "EntityCodec",
+    "JsonCodec",
+    "KeySpec",
+    "ResultCodec",
+    "Selector",
+    "TypeCodec",
+    "binder",
+    "canonical",
+    "codec_for_type",
+    "selector",
+]
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
@@ -185,3 +200,86 @@ def codec_for_type(tp: Any, where: str = "result") -> ResultCodec:
     for struct in memo.values():
         struct.compile()
     return TypeCodec(codec, where)
+
+
+KeySpec = str | Sequence[str] | Callable[..., Any] | None
+Selector = Callable[[dict[str, Any], tuple[Any, ...], dict[str, Any]], Any]
+
+
+class _Binder:
+    """Maps a call's arguments to parameter names, skipping ``self``/``cls``.
+
+    Plain signatures (no ``*args``/``**kwargs``/positional-only) take a fast path;
+    anything else, and every call the fast path cannot place, goes through
+    ``Signature.bind`` (which raises the usual ``TypeError`` for bad calls).
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.sig = sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self.simple = all(p.kind in plain for p in params)
+        self.positional = [p.name for p in params if p.kind is plain[0]]
+        self.names = frozenset(sig.parameters)
+        self.defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self.skip = tuple(n for n in ("self", "cls") if n in sig.parameters)
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] | None = None
+        if self.simple and len(args) <= len(self.positional):
+            out = dict(zip(self.positional, args, strict=False))
+            if kwargs:
+                if any(k in out or k not in self.names for k in kwargs):
+                    out = None
+                else:
+                    out.update(kwargs)
+            if out is not None and len(out) < len(self.names):
+                for n, d in self.defaults.items():
+                    out.setdefault(n, d)
+                if len(out) < len(self.names):
+                    out = None
+        if out is None:
+            bound = self.sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            out = dict(bound.arguments)
+        for n in self.skip:
+            del out[n]
+        return out
+
+
+def selector(fn: Callable[..., Any], spec: KeySpec, what: str) -> Selector:
+    """A function of (bound arguments, args, kwargs) returning the selected payload."""
+    if callable(spec):
+        custom = spec
+        return lambda arguments, args, kwargs: custom(*args, **kwargs)
+    if spec is None:
+        return lambda arguments, args, kwargs: arguments
+    sig = inspect.signature(fn)
+    paths = [spec] if isinstance(spec, str) else list(spec)
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise InvalidInput(f"{what} must be a parameter path, a list of them, or a callable")
+    for p in paths:
+        if p.split(".", 1)[0] not in sig.parameters:
+            raise InvalidInput(f"{what}={p!r}: {fn.__qualname__} has no parameter {p!r}")
+    if isinstance(spec, str):
+        return lambda arguments, args, kwargs: _walk(arguments, spec)
+    return lambda arguments, args, kwargs: {p: _walk(arguments, p) for p in paths}
+
+
+def _walk(arguments: dict[str, Any], path: str) -> Any:
+    value: Any = arguments
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif not isinstance(value, dict) and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            raise IdempotencyKeyError(f"idempotency key path {path!r}: no {part!r}")
+    if value is None:
+        raise IdempotencyKeyError(f"idempotency key path {path!r} is None")
+    return value
+
+
+def binder(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
+    """A function mapping ``(args, kwargs)`` of calls to ``fn`` to a name -> value dict."""
+    return _Binder(fn)

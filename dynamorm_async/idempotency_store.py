@@ -30,7 +30,7 @@ import orjson
 from .attrvalue import MAX_ITEM_SIZE, AttributeValue, Item, check_item_size
 from .binding import Target, resolve_binding
 from .client import DynamoClient
-from .errors import ConditionalCheckFailed, DecodeError
+from .errors import ConditionalCheckFailed, DecodeError, DynamormError, InvalidInput
 from .model import entity
 from .tables import TableReport, ensure_table, validate_table_name
 
@@ -38,7 +38,12 @@ __all__ = [
     "COMPLETED",
     "INPROGRESS",
     "DynamoDBIdempotencyStore",
+    "IdempotencyError",
+    "IdempotencyInProgress",
     "IdempotencyItem",
+    "IdempotencyKeyError",
+    "IdempotencyPayloadMismatch",
+    "IdempotencyPersistenceError",
     "IdempotencyRecord",
     "IdempotencyStore",
     "RecordStatus",
@@ -50,6 +55,45 @@ RecordStatus = Literal["INPROGRESS", "COMPLETED"]
 INPROGRESS: RecordStatus = "INPROGRESS"
 #: The status of a record holding a stored response.
 COMPLETED: RecordStatus = "COMPLETED"
+
+
+class IdempotencyError(DynamormError):
+    """Base class of the idempotency errors."""
+
+
+class IdempotencyInProgress(IdempotencyError):
+    """Another call with the same key is running. Retryable: retry after a pause.
+
+    ``key`` is the record key; ``until`` the epoch second at which the running call is
+    presumed dead and the key may be claimed again (``None`` if unknown).
+    """
+
+    retryable = True
+
+    def __init__(self, key: str, until: float | None) -> None:
+        self.key = key
+        self.until = until
+        super().__init__(f"a call with idempotency key {key} is in progress")
+
+
+class IdempotencyPayloadMismatch(IdempotencyError):
+    """The key was used before with a different payload (its validation hash differs)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"idempotency key {key} was used with a different payload; "
+            "use a new key for a different request"
+        )
+
+
+class IdempotencyKeyError(IdempotencyError, InvalidInput):
+    """The key fields cannot be read from the call's arguments."""
+
+
+class IdempotencyPersistenceError(IdempotencyError):
+    """The function ran but its response could not be stored. The record stays
+    ``INPROGRESS`` until its in-progress expiry, so no duplicate runs before then."""
 
 
 @attrs.frozen
