@@ -176,6 +176,10 @@ def error_status(exc: Exception) -> int:
     return 500
 
 
+_DEV_CURSOR_SECRET = b"dev-only-cursor-secret-0123456789"
+_DEV_BLIND_INDEX_KEY = b"dev-only-blind-index-key-0123456789"
+
+
 @attrs.frozen
 class Settings:
     """Where and how the service stores payments (:meth:`from_env` reads the environment)."""
@@ -183,9 +187,9 @@ class Settings:
     endpoint_url: str | None = None
     region: str | None = None
     table_prefix: str = ""
-    cursor_secret: bytes = b"dev-only-cursor-secret-0123456789"
+    cursor_secret: bytes = _DEV_CURSOR_SECRET
     audit_secret: bytes | None = None
-    blind_index_key: bytes = b"dev-only-blind-index-key-0123456789"
+    blind_index_key: bytes = _DEV_BLIND_INDEX_KEY
     create_tables: bool = False
     sealer: ItemSealer | None = None  # default: a FieldEncryptor with a random local key
 
@@ -195,15 +199,15 @@ class Settings:
         ``AUDIT_SECRET``, ``BLIND_INDEX_KEY`` and ``PAYMENTS_CREATE_TABLES=1``."""
         env = os.environ
 
-        def secret(name: str, default: bytes | None) -> bytes | None:
-            return env[name].encode() if env.get(name) else default
+        def secret(name: str) -> bytes | None:
+            return env[name].encode() if env.get(name) else None
 
         return cls(
             endpoint_url=env.get("AWS_ENDPOINT_URL_DYNAMODB"),
             table_prefix=env.get("TABLE_PREFIX", ""),
-            cursor_secret=secret("CURSOR_SECRET", cls.cursor_secret) or cls.cursor_secret,
-            audit_secret=secret("AUDIT_SECRET", None),
-            blind_index_key=secret("BLIND_INDEX_KEY", cls.blind_index_key) or b"",
+            cursor_secret=secret("CURSOR_SECRET") or _DEV_CURSOR_SECRET,
+            audit_secret=secret("AUDIT_SECRET"),
+            blind_index_key=secret("BLIND_INDEX_KEY") or _DEV_BLIND_INDEX_KEY,
             create_tables=env.get("PAYMENTS_CREATE_TABLES") == "1",
         )
 
