@@ -18,6 +18,7 @@ from collections import OrderedDict
 from ..db import Database
 from ..errors import InvalidInput
 from ..model import meta_of
+from ..repository import Repository
 from .entities import Customer, Merchant
 from .errors import MerchantUnavailable
 from .requests import check_id
@@ -35,8 +36,13 @@ class Accounts:
         self.db = db
         self.merchant_cache_ttl = merchant_cache_ttl
         self.merchants = db.repository(Merchant)
-        self.customers = db.repository(Customer)
         self._merchant_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+
+    @property
+    def customers(self) -> Repository[Customer]:
+        """The customer repository (made on first use: it needs the database's sealer,
+        which a processor that never touches customers can do without)."""
+        return self.db.repository(Customer)
 
     async def add_merchant(self, merchant_id: str, name: str, *, active: bool = True) -> Merchant:
         """Register a merchant (``AlreadyExists`` if the id is taken)."""
