@@ -6,7 +6,9 @@ line to stdout. The parent takes the time from just before ``Popen`` to that lin
 a run covers interpreter start-up, every import, client construction, credential
 lookup (environment variables), the TCP connection and the request itself.
 
-Subjects (each a ``-c`` snippet below): ``floor`` (the interpreter alone), ours
+Subjects (each a ``-c`` snippet below): ``python`` (the interpreter alone), ``floor``
+(raw aiohttp: one POST of a pre-signed GetItem, ``orjson.loads`` of the answer; what
+any aiohttp-based client pays at least), ours
 (``dynamorm_async``: ``ClientPool().client().get_item``; ``dynamorm_async_lambda``:
 the same through ``@lambda_handler`` and an entity ``Repository.get``, as a handler
 would), ``aiobotocore``, ``aioboto3``, ``boto3`` and ``aiodynamo`` (their ``get_item``
@@ -34,7 +36,16 @@ import sys
 import time
 from pathlib import Path
 
-from _common import Row, markdown_table, row, set_bench_credentials, verdict, write_rows
+import orjson
+from _common import (
+    Row,
+    markdown_table,
+    row,
+    set_bench_credentials,
+    signed_headers,
+    verdict,
+    write_rows,
+)
 
 BENCHMARK = "cold_start"
 TABLE = "cold_start"
@@ -51,7 +62,19 @@ def _done():
 """
 
 SNIPPETS: dict[str, str] = {
-    "floor": "_done()\n",
+    "python": "_done()\n",
+    "floor": _ASYNC_MAIN.format(
+        body="""
+import aiohttp, orjson
+
+async def main():
+    async with aiohttp.ClientSession() as session:
+        async with session.post(URL, data=BODY, headers=HEADERS) as resp:
+            out = orjson.loads(await resp.read())
+        assert out["Item"]["v"]["S"] == "hello", out
+        _done()
+"""
+    ),
     "dynamorm_async": _ASYNC_MAIN.format(
         body="""
 from dynamorm_async import ClientPool
@@ -164,7 +187,13 @@ def _seed(url: str) -> None:
 
 def _one_run(subject: str, url: str) -> tuple[float, float]:
     """(Seconds from just before ``Popen`` to the ``done`` line, the child's CPU ms by then)."""
-    code = f"URL = {url!r}\nTABLE = {TABLE!r}\n{_PRELUDE}" + SNIPPETS[subject]
+    body = orjson.dumps({"TableName": TABLE, "Key": {"pk": {"S": "k"}}})
+    headers = signed_headers(url, REGION, "GetItem", body)
+    code = (
+        f"URL = {url!r}\nTABLE = {TABLE!r}\nBODY = {body!r}\nHEADERS = {headers!r}\n"
+        + _PRELUDE
+        + SNIPPETS[subject]
+    )
     env = os.environ.copy()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # every subject runs from cached bytecode
     start = time.perf_counter()
@@ -206,7 +235,7 @@ def _ratio(runs: Runs, a: str, b: str) -> float:
 
 
 def _table(wall: Runs, cpu: Runs) -> str:
-    peers = [p for p in ("aiobotocore", "aiodynamo") if p in wall]
+    peers = [p for p in ("floor", "aiobotocore", "aiodynamo") if p in wall]
     headers = ["subject", "wall ms", "min wall ms", "CPU ms"]
     headers += [f"wall vs {p}" for p in peers] + [f"CPU vs {p}" for p in peers]
     table = []
