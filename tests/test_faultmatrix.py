@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -94,7 +95,7 @@ async def test_get(env: Env) -> None:
     for fault, mode in cases():
         pk = f"get-{fault}-{mode}"
         await env.check().put(Thing(pk, "a", 7))
-        out = await run_case(env.proxy, "get", fault, mode, lambda: env.repo().get(pk=pk, sk="a"))
+        out = await run_case(env.proxy, "get", fault, mode, partial(env.repo().get, pk=pk, sk="a"))
         if out.error is None:
             assert out.value == Thing(pk, "a", 7)
         record("repository.get", fault, 1)
@@ -104,7 +105,7 @@ async def test_put(env: Env) -> None:
     for fault, mode in cases():
         pk = f"put-{fault}-{mode}"
         obj = Thing(pk, "a", 1, "x")
-        out = await run_case(env.proxy, "put", fault, mode, lambda: env.repo().put(obj))
+        out = await run_case(env.proxy, "put", fault, mode, partial(env.repo().put, obj))
         items = await stored(env, pk)
         if out.error is None or fault in APPLIED:
             assert items == [obj]  # a whole-item put is idempotent: applied once or again
@@ -124,7 +125,7 @@ async def test_create(env: Env) -> None:
             "create",
             fault,
             mode,
-            lambda: env.repo().create(obj),
+            partial(env.repo().create, obj),
             after_loss=(errors.AlreadyExists,),
         )
         items = await stored(env, pk)
@@ -154,7 +155,7 @@ async def test_update_versioned(env: Env) -> None:
             "update",
             fault,
             mode,
-            lambda: env.repo().update(wanted),
+            partial(env.repo().update, wanted),
             after_loss=(errors.VersionConflict,),
         )
         (item,) = await stored(env, pk)
@@ -226,7 +227,7 @@ async def test_delete(env: Env) -> None:
         pk = f"del-{fault}-{mode}"
         await env.check().put(Thing(pk, "a", 5))
         out = await run_case(
-            env.proxy, "delete", fault, mode, lambda: env.repo().delete({"pk": pk, "sk": "a"})
+            env.proxy, "delete", fault, mode, partial(env.repo().delete, {"pk": pk, "sk": "a"})
         )
         items = await stored(env, pk)
         note = None
@@ -271,14 +272,14 @@ async def test_pages_resume_from_the_last_cursor(env: Env, kind: str) -> None:
         got += first.items
         cursor = first.cursor
 
-        async def rest(start: str | None) -> str | None:
+        async def rest(start: str | None, got: list[Thing] = got) -> str | None:
             async with contextlib.aclosing(read(start).pages()) as pages:
                 async for page in pages:
                     got.extend(page.items)
                     return page.cursor
             return None
 
-        out = await run_case(env.proxy, kind, fault, mode, lambda: rest(cursor), only=operation)
+        out = await run_case(env.proxy, kind, fault, mode, partial(rest, cursor), only=operation)
         if out.error is None:
             cursor = out.value
         while cursor is not None:  # the caller resumes from the last cursor it holds
@@ -301,7 +302,7 @@ async def test_batch_write(env: Env) -> None:
             "batch_write",
             fault,
             mode,
-            lambda: env.via.batch(concurrency=2, retry=POLICY).write(puts=objs),
+            partial(env.via.batch(concurrency=2, retry=POLICY).write, puts=objs),
             only="BatchWriteItem",
             expect_typed=False,
             exhaust=400,

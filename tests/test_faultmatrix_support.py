@@ -106,6 +106,7 @@ async def run_case(
     expect_typed: bool = True,
     after_loss: tuple[type[BaseException], ...] = (),
     exhaust: int = ATTEMPTS,
+    chaos: float | None = None,
 ) -> Outcome:
     """Inject the faults of ``(fault, mode)`` and run ``work``, checking what holds for
     every operation: a failure is a typed error (the exact class when every attempt was
@@ -114,7 +115,10 @@ async def run_case(
     proxy.calm()
     before_tasks = set(asyncio.all_tasks())
     requests, forwarded = sum(proxy.requests.values()), sum(proxy.forwarded.values())
-    proxy.inject(*faults_for(fault, mode, only, exhaust))
+    if chaos is None:
+        proxy.inject(*faults_for(fault, mode, only, exhaust))
+    else:  # every request (of ``only``) faulted with probability ``chaos``, seeded
+        proxy.chaos(chaos, [FAULTS[fault](None)], seed=len(fault), only=only and [only])
     out = Outcome()
     seconds = SLOW_DEADLINE if fault == "slow_past_deadline" else 10.0
     with warnings.catch_warnings(record=True) as caught:
