@@ -17,6 +17,7 @@ from dynamorm_async.db import Database
 from dynamorm_async.errors import AlreadyExists, InvalidCursor, InvalidInput
 from dynamorm_async.hooks import observing
 from dynamorm_async.payments import (
+    BatchProgress,
     CaptureExceedsAuthorized,
     Event,
     IdempotencyKeyReused,
@@ -30,6 +31,7 @@ from dynamorm_async.payments import (
     PaymentRequest,
     PaymentStatus,
     RefundExceedsCaptured,
+    ResultStatus,
     TxnKind,
     TxnOutcome,
     allowed_from,
@@ -317,3 +319,74 @@ async def test_customers_are_encrypted_and_found_by_email(proc: PaymentProcessor
     found = await accounts.find_customer_by_email("ANN@example.com ")
     assert found is not None and found.customer_id == "c-1" and found.card == "4111111111111111"
     assert await accounts.find_customer_by_email("nobody@example.com") is None
+
+
+async def test_settlement_covers_each_captured_payment_once(proc: PaymentProcessor) -> None:
+    async def captured(key: str, amount: int, currency: str = "EUR") -> Payment:
+        created = await proc.create(request(key, amount, currency=currency))
+        return await proc.capture(await proc.authorize(created.payment))
+
+    eur = [await captured(f"s-{i}", 1000 * (i + 1)) for i in range(4)]
+    eur[1] = await proc.refund(eur[1], 500)
+    eur[2] = await proc.refund(eur[2], 3000)  # fully refunded: still settled (net 0)
+    await proc.authorize((await proc.create(request("s-auth-only"))).payment)  # not captured
+    usd = await captured("s-usd", 700, "USD")
+
+    s = await proc.settle("m-1", "EUR")
+    assert s is not None and s.currency == "EUR"
+    assert sorted(s.payment_ids) == sorted(p.payment_id for p in eur)
+    assert (s.payment_count, s.gross_amount, s.refunded_amount) == (4, 10_000, 3_500)
+    assert s.net_amount == 6_500
+    for p in eur:
+        stored = await proc.get_or_raise(p.payment_id)
+        assert stored.settlement_id == s.settlement_id and stored.version == p.version + 1
+        assert (await proc.history(p.payment_id))[-1].action == "settle"
+        assert (await proc.verify(p.payment_id)).ok
+    assert await proc.settle("m-1", "EUR") is None  # nothing is settled twice
+    other = await proc.settle("m-1", "USD")
+    assert other is not None and other.payment_ids == [usd.payment_id]
+
+    more = [await captured(f"s-more-{i}", 100) for i in range(3)]
+    first = await proc.settle("m-1", "EUR", limit=2)
+    second = await proc.settle("m-1", "EUR", limit=2)
+    assert first is not None and second is not None
+    assert (first.payment_count, second.payment_count) == (2, 1)
+    assert set(first.payment_ids) | set(second.payment_ids) == {p.payment_id for p in more}
+    listed = await proc.settlements("m-1")
+    assert [x.settlement_id for x in listed] == sorted(
+        x.settlement_id for x in (s, other, first, second)
+    )
+
+
+async def test_process_batch_results_progress_and_cost(
+    proc: PaymentProcessor, dynamodb_backend: str
+) -> None:
+    # moto's transactions are not isolated (a failed one restores whole tables): one at a time
+    concurrency = 1 if dynamodb_backend == "moto" else 3
+    reqs = [
+        request("b-ok-1"),
+        request("b-ok-2", capture=False),
+        request("b-declined", 60_000),
+        request("b-bad", currency="eu"),
+        request("b-nomerchant", merchant_id="m-none"),
+        request("b-twice"),
+        request("b-twice"),
+    ]
+    seen: list[BatchProgress] = []
+    result = await proc.process_batch(reqs, concurrency=concurrency, progress=seen.append)
+    assert [p.done for p in seen] == list(range(1, len(reqs) + 1))
+    assert seen[-1].counts == result.counts
+    assert result.counts == {"ok": 3, "duplicate": 1, "declined": 1, "error": 2}
+    by_index = {r.index: r for r in result.results}
+    assert by_index[0].payment is not None and by_index[0].payment.status is S.CAPTURED
+    assert by_index[1].payment is not None and by_index[1].payment.status is S.AUTHORIZED
+    assert by_index[2].status is ResultStatus.DECLINED
+    assert isinstance(by_index[3].error, InvalidPaymentRequest)
+    assert isinstance(by_index[4].error, MerchantUnavailable)
+    assert {by_index[5].status, by_index[6].status} == {ResultStatus.OK, ResultStatus.DUPLICATE}
+    assert by_index[5].payment == by_index[6].payment
+    usage = result.cost.by("operation")
+    assert usage["TransactWriteItems"].requests == 3 + 2 + 2 + 3  # creates + steps
+    assert "ok 3" in result.summary() and proc.payments.table_name in result.summary()
+    again = await proc.process(request("b-ok-1"))
+    assert again.status is ResultStatus.DUPLICATE and not again.resumed

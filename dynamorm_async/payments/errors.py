@@ -125,9 +125,10 @@ class PaymentBusy(PaymentError):
 
     retryable = True
 
-    def __init__(self, payment_id: str, attempts: int) -> None:
+    def __init__(self, payment_id: str, attempts: int, *, what: str | None = None) -> None:
         self.payment_id = payment_id
         self.attempts = attempts
         super().__init__(
-            f"payment {payment_id}: still contended after {attempts} attempts; retry later"
+            f"{what or 'payment ' + payment_id}: still contended after {attempts} attempts; "
+            "retry later"
         )

@@ -104,7 +104,7 @@ class PaymentProcessor:
         self.accounts = Accounts(db, merchant_cache_ttl=merchant_cache_ttl)
         self.payments = db.repository(Payment)
         self.transactions = db.repository(Transaction)
-        self.settlements = db.repository(Settlement)
+        self.settlements_repo = db.repository(Settlement)
         self.audit = AuditTrail(db, secret=audit_secret, clock=self.clock)
         self.engine = TransitionEngine(db, self.audit, clock=self.clock, max_attempts=max_attempts)
 
@@ -266,6 +266,21 @@ class PaymentProcessor:
 
     async def _run(self, payment: Payment | str, plan: Callable[[Payment], Plan]) -> Payment:
         return (await self.engine.run(payment, plan)).payment
+
+    async def settle(
+        self, merchant_id: str, currency: str, *, limit: int | None = None
+    ) -> Settlement | None:
+        """Settle the merchant's unsettled captured payments in ``currency`` (up to
+        ``limit``, at most 33 per settlement); ``None`` if there are none. See
+        :mod:`.settlement`."""
+        from .settlement import MAX_PER_SETTLEMENT, settle
+
+        return await settle(self, merchant_id, currency, limit=limit or MAX_PER_SETTLEMENT)
+
+    async def settlements(self, merchant_id: str) -> list[Settlement]:
+        """The merchant's settlements, oldest first (their ids begin with the time)."""
+        path = meta_of(Settlement).path("merchant_id")
+        return await self.settlements_repo.query(path == merchant_id, consistent=True).to_list()
 
     # ------------------------------------------------------------------ batches
 
