@@ -26,6 +26,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
     Rounded,
+    Subnormal,
     Underflow,
 )
 from typing import Any
@@ -54,7 +55,11 @@ Item = dict[str, AttributeValue]
 
 #: DynamoDB's number rules: 38 significant digits, exponent range as in boto3.
 DYNAMODB_CONTEXT = Context(
-    Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow]
+    # DynamoDB's range is 1E-130 to 9.99..E+125: below Emin is Subnormal, above Emax Overflow
+    Emin=-130,
+    Emax=125,
+    prec=38,
+    traps=[Clamped, Overflow, Inexact, Rounded, Underflow, Subnormal],
 )
 #: DynamoDB's maximum item size in bytes.
 MAX_ITEM_SIZE = 400 * 1024
