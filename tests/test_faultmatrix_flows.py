@@ -174,6 +174,7 @@ async def check_payment(proc: PaymentProcessor, request: PaymentRequest) -> int:
     return 1 + len(records) + len(history)
 
 
+@pytest.mark.xfail_moto(reason="moto replays a transaction with the same ClientRequestToken")
 async def test_processor_batch(
     processors: tuple[FaultProxy, PaymentProcessor, PaymentProcessor],
 ) -> None:
