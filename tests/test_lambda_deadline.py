@@ -112,7 +112,7 @@ def test_throttle_storm_ends_with_deadline_exceeded_in_time(env: Env) -> None:
     assert isinstance(out, errors.DeadlineExceeded), out
     assert isinstance(out.__cause__, errors.Throttled)  # the storm, not something else
     assert TIMEOUT - MARGIN - STORM.max_delay - 0.1 < took < TIMEOUT - 0.1
-    assert env.proxy.requests["PutItem"] >= 10  # it kept retrying until the deadline
+    assert env.proxy.requests["PutItem"] >= 5  # it kept retrying until the deadline
     assert env.proxy.forwarded["PutItem"] == 0
     assert env.stored_ids() == set()
 
