@@ -253,7 +253,13 @@ async def test_merchant_must_exist_and_be_active(proc: PaymentProcessor) -> None
     with pytest.raises(MerchantUnavailable):
         await proc.create(request(merchant_id="m-2"))
     await proc.accounts.set_merchant_active("m-2", True)
-    assert not (await proc.create(request(merchant_id="m-2"))).duplicate
+    created = await proc.create(request(merchant_id="m-2"))
+    assert not created.duplicate
+    await proc.accounts.set_merchant_active("m-2", False)
+    replay = await proc.create(request(merchant_id="m-2"))  # a replay still gets its payment
+    assert replay.duplicate and replay.payment == created.payment
+    with pytest.raises(MerchantUnavailable):
+        await proc.create(request("order-2", merchant_id="m-2"))
     with pytest.raises(AlreadyExists):
         await proc.accounts.add_merchant("m-2", "again")
 

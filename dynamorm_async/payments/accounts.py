@@ -36,7 +36,7 @@ class Accounts:
         self.db = db
         self.merchant_cache_ttl = merchant_cache_ttl
         self.merchants = db.repository(Merchant)
-        self._merchant_cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        self._merchant_cache: OrderedDict[tuple[str, ...], tuple[float, bool]] = OrderedDict()
 
     @property
     def customers(self) -> Repository[Customer]:
@@ -54,7 +54,7 @@ class Accounts:
         merchant = await self.merchants.update(
             {"merchant_id": merchant_id}, meta_of(Merchant).path("active").set(active)
         )
-        self._merchant_cache.pop((self.merchants.table_name, merchant_id), None)
+        self._merchant_cache.pop(self._slot(merchant_id), None)
         return merchant
 
     async def add_customer(
@@ -88,9 +88,15 @@ class Accounts:
             return None
         return await self.customers.get(customer_id=hit["customer_id"])
 
+    def _slot(self, merchant_id: str) -> tuple[str, ...]:
+        """The cache key: where the merchant lives (endpoint, principal, table) and its id,
+        so partners never see each other's entries."""
+        client, table = self.merchants._bound()
+        return (client.endpoint.url, client.credentials.identity, table, merchant_id)
+
     async def require_merchant(self, merchant_id: str) -> None:
         """Raise :class:`MerchantUnavailable` unless the merchant exists and is active."""
-        slot = (self.merchants.table_name, merchant_id)  # the table names the partner
+        slot = self._slot(merchant_id)
         now = time.monotonic()
         cached = self._merchant_cache.get(slot)
         if cached is not None and cached[0] > now:

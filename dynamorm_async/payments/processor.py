@@ -39,7 +39,7 @@ from ..query import Page
 from ..transactions_errors import TxCanceled
 from .accounts import Accounts
 from .entities import Payment, Settlement, Transaction, merchant_status
-from .errors import IdempotencyKeyReused, PaymentBusy
+from .errors import IdempotencyKeyReused, MerchantUnavailable, PaymentBusy
 from .requests import (
     Authorizer,
     LimitAuthorizer,
@@ -171,7 +171,6 @@ class PaymentProcessor:
         """Create the payment of ``request`` (``pending``), or return the one created
         before with the same merchant and idempotency key."""
         request.validate()
-        await self.accounts.require_merchant(request.merchant_id)
         payment_id = payment_id_for(request.merchant_id, request.idempotency_key)
         now = self.clock()
         payment = Payment(
@@ -186,6 +185,13 @@ class PaymentProcessor:
             description=request.description,
             expires_at=now + self.pending_ttl,
         )
+        try:
+            await self.accounts.require_merchant(request.merchant_id)
+        except MerchantUnavailable:
+            existing = await self.get(payment_id)  # a replay still gets its payment back
+            if existing is None:
+                raise
+            return self._duplicate(existing, payment)
         for _ in range(self.max_attempts):
             try:
                 async with self.db.transaction(retry_conflicts=True) as tx:
