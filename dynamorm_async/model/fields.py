@@ -75,7 +75,9 @@ def field(
       sealer fills with a keyed hash (HMAC) of the value, so equal values can be found
       through an index on that field without decrypting.
     * ``validator``, ``converter``, ``kw_only``, ``repr``, ``eq``, ``order``,
-      ``hash``, ``init``, ``alias``, ``metadata``: passed to ``attrs.field``.
+      ``hash``, ``init``, ``alias``, ``metadata``: passed to ``attrs.field``. An
+      encrypted field shows as ``'***'`` in the entity's repr (plaintext never lands in
+      logs or tracebacks) unless ``repr`` is given as a callable.
     """
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"field(name=...) must be a non-empty str, got {name!r}")
@@ -90,7 +92,7 @@ def field(
     kwargs: dict[str, Any] = {
         "validator": validator,
         "converter": converter,
-        "repr": repr,
+        "repr": _masked if encrypted and repr is True else repr,
         "eq": eq,
         "order": order,
         "hash": hash,
@@ -105,3 +107,8 @@ def field(
     else:
         kwargs["default"] = default
     return attrs.field(**kwargs)
+
+
+def _masked(value: Any) -> str:
+    """The repr of an encrypted field's value: never the plaintext."""
+    return "None" if value is None else "'***'"
