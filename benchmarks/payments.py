@@ -61,9 +61,13 @@ class Subject(Protocol):
 
     requests_per_payment: int
 
-    async def prepare(self, n: int) -> None: ...
+    async def prepare(self, n: int) -> None:
+        """Build what the next ``n`` payments need (not timed)."""
+        ...
 
-    async def op(self) -> None: ...
+    async def op(self) -> None:
+        """Make one payment (timed)."""
+        ...
 
 
 class _Recorder:
