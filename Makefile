@@ -45,7 +45,7 @@ test-moto: setup
 
 test: setup lint typecheck test-ddblocal test-moto
 
-DEMO_SCENARIO ?= mixed
+DEMO_SCENARIO ?= payments
 DEMO_SECONDS ?= 30
 
 demo: setup
