@@ -175,6 +175,7 @@ class SoakReport:
     operations: int
     errors: int
     faults: dict[str, int]
+    errors_by_class: dict[str, int]
     requests: int
     payments_attempted: int
     payments_confirmed: int
@@ -201,7 +202,8 @@ class SoakReport:
         return "\n".join(
             [
                 f"soak: {self.duration:.0f} s, {self.steps} steps, {self.operations} operations "
-                f"({rate:,.1f}/s), {self.errors} answered with an error",
+                f"({rate:,.1f}/s), {self.errors} answered with a typed error "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(self.errors_by_class.items()))})",
                 f"faults injected: {sum(self.faults.values())} of {self.requests} requests "
                 f"({faults})",
                 f"payments: {self.payments_attempted} attempted, {self.payments_confirmed} "
@@ -314,6 +316,7 @@ async def run_soak(
             operations=outcome.stats.operations,
             errors=outcome.stats.errors,
             faults=dict(rule.applied),
+            errors_by_class=outcome.stats.errors_by_class(),
             requests=sum(proxy.requests.values()),
             payments_attempted=0,
             payments_confirmed=0,
