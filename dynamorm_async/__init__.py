@@ -15,12 +15,40 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import errors
+    from .batch import BatchExecutor
+    from .batch_report import BatchFailed, BatchReport
+    from .binding import Binding
     from .client import DynamoClient
+    from .db import Database
     from .deadlines import deadline
+    from .model import GSI, LSI, entity, field, meta_of
+    from .partners import Partner, PartnerRegistry
     from .pool import ClientPool
+    from .repository import Repository
+    from .transactions import Transaction
     from .wire.retry import RetryPolicy
 
-__all__ = ["ClientPool", "DynamoClient", "RetryPolicy", "deadline", "errors"]
+__all__ = [
+    "GSI",
+    "LSI",
+    "BatchExecutor",
+    "BatchFailed",
+    "BatchReport",
+    "Binding",
+    "ClientPool",
+    "Database",
+    "DynamoClient",
+    "Partner",
+    "PartnerRegistry",
+    "Repository",
+    "RetryPolicy",
+    "Transaction",
+    "deadline",
+    "entity",
+    "errors",
+    "field",
+    "meta_of",
+]
 __version__ = "0.1.0"
 
 #: Lazily exported name -> (module, attribute or ``None`` for the module itself).
@@ -30,6 +58,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "RetryPolicy": (".wire.retry", "RetryPolicy"),
     "deadline": (".deadlines", "deadline"),
     "errors": (".errors", None),
+    "BatchExecutor": (".batch", "BatchExecutor"),
+    "BatchFailed": (".batch_report", "BatchFailed"),
+    "BatchReport": (".batch_report", "BatchReport"),
+    "Binding": (".binding", "Binding"),
+    "Database": (".db", "Database"),
+    "GSI": (".model", "GSI"),
+    "LSI": (".model", "LSI"),
+    "entity": (".model", "entity"),
+    "field": (".model", "field"),
+    "meta_of": (".model", "meta_of"),
+    "Partner": (".partners", "Partner"),
+    "PartnerRegistry": (".partners", "PartnerRegistry"),
+    "Repository": (".repository", "Repository"),
+    "Transaction": (".transactions", "Transaction"),
 }
 
 
