@@ -120,6 +120,10 @@ class Repository(ReadOps[T]):
         the same way.
         """
         item = self.meta.encode(obj)
+        for ka in self.meta.key_attrs:  # cheap: only a suspect key value is re-checked
+            raw = item.get(ka.stored_name, {}).get(ka.type)
+            if not raw or (ka.type != "N" and len(raw) > 255):
+                self.meta.encode_key(obj)  # raises KeyError_ saying what is wrong
         if self.sealer is not None:
             item = await self.sealer.seal(self.meta, table, item)
         check_item_size(item)

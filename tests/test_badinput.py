@@ -153,15 +153,20 @@ async def test_bad_keys_in_batches_and_transactions(env: Env) -> None:
     await refused(env, errors.KeyError_, ("sk", "empty"), tx)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=errors.ValidationError,
-    reason="bug (reported): Repository.encode_item does not validate key values, so an "
-    "entity with an empty key string reaches DynamoDB, which answers ValidationException",
-)
-async def test_empty_key_in_an_entity_is_refused_before_sending(env: Env) -> None:
-    with pytest.raises(errors.KeyError_):
-        await repo(env).put(Thing("", "b"))
+async def test_bad_key_in_an_entity_is_refused_before_sending(env: Env) -> None:
+    """Whole-entity writes (put, create, update, batches, transactions) check the key."""
+    await refused(env, errors.KeyError_, ("pk", "empty"), lambda: repo(env).put(Thing("", "b")))
+    await refused(env, errors.KeyError_, ("sk", "empty"), lambda: repo(env).create(Thing("a", "")))
+    await refused(env, errors.KeyError_, ("2048",), lambda: repo(env).put(Thing("x" * 2049, "b")))
+    report = await env.db.batch().write(puts=[Thing("", "b")])
+    (failed,) = report.failed
+    assert type(failed.error) is errors.KeyError_
+
+    async def tx() -> None:
+        async with env.db.transaction() as t:
+            t.put(Thing("a", ""))
+
+    await refused(env, errors.KeyError_, ("empty",), tx)
 
 
 @pytest.mark.parametrize(
