@@ -38,11 +38,11 @@ from _common import (
     report,
     row,
     set_bench_credentials,
-    signed_headers,
     verdict,
     worker_main,
     write_rows,
 )
+from _floor import raw_floor
 from _nullserver import NullServer
 
 BENCHMARK = "query_page"
@@ -117,20 +117,7 @@ def _check_plain(out: Any) -> None:
 @asynccontextmanager
 async def floor(url: str) -> AsyncIterator[Op]:
     """Raw aiohttp: POST pre-encoded bytes, read, ``orjson.loads``."""
-    import aiohttp
-
-    body = orjson.dumps(REQUEST)
-    headers = signed_headers(url, REGION, "Query", body)
-    connector = aiohttp.TCPConnector(limit=POOL_SIZE, limit_per_host=POOL_SIZE)
-    async with aiohttp.ClientSession(
-        connector=connector, skip_auto_headers=("Accept-Encoding",), auto_decompress=False
-    ) as session:
-
-        async def op() -> Any:
-            async with session.post(url, data=body, headers=headers) as resp:
-                data = await resp.read()
-            return orjson.loads(data)
-
+    async with raw_floor(url, REGION, "Query", REQUEST, POOL_SIZE) as op:
         yield op
 
 
