@@ -119,8 +119,14 @@ async def check_exactly_once(proc: PaymentProcessor, reqs: list[PaymentRequest])
             assert report.length == 2 == p.version
 
 
-def check_rerun(results: Any, before: set[str]) -> None:
-    """A rerun reports the payments that existed as duplicates and the rest as new."""
+def check_rerun(results: Any, before: set[str], in_flight: int = 0) -> None:
+    """A rerun reports the payments that existed as duplicates and the rest as new.
+
+    ``in_flight``: how many creates may have been sent before the kill but applied by the
+    server after the ``before`` snapshot was read (a cancelled task cannot recall a
+    request already on the wire); those show up as duplicates too.
+    """
+    late = 0
     for r in results:
         assert r.ok, r.error
         pid = payment_id_for(r.request.merchant_id, r.request.idempotency_key)
@@ -128,7 +134,11 @@ def check_rerun(results: Any, before: set[str]) -> None:
             assert r.status is ResultStatus.DUPLICATE
         else:
             new = ResultStatus.DECLINED if r.request.customer_id == BLOCKED else ResultStatus.OK
-            assert r.status is new
+            if r.status is ResultStatus.DUPLICATE:
+                late += 1
+            else:
+                assert r.status is new
+    assert late <= in_flight, f"{late} duplicates not explained by {in_flight} in-flight creates"
 
 
 async def test_cancelled_batch_rerun_takes_every_payment_once(env: Env) -> None:
@@ -153,7 +163,7 @@ async def test_cancelled_batch_rerun_takes_every_payment_once(env: Env) -> None:
 
     rerun = env.processor()  # a new process: no state carried over
     result = await rerun.process_batch(reqs, concurrency=env.concurrency)
-    check_rerun(result.results, set(midway))
+    check_rerun(result.results, set(midway), in_flight=env.concurrency)
     resumed = [r for r in result.results if r.resumed]
     unfinished = [
         p for p in midway.values() if p.status is PaymentStatus.PENDING or p.captured_amount == 0
@@ -180,7 +190,11 @@ async def test_batch_cut_by_a_deadline_then_rerun(env: Env) -> None:
     before = {p.payment_id for p in await proc.payments.scan().to_list()}
 
     result = await env.processor().process_batch(reqs, concurrency=env.concurrency)
-    check_rerun(result.results, before - {payment_id_for("m-1", r.idempotency_key) for r in warm})
+    check_rerun(
+        result.results,
+        before - {payment_id_for("m-1", r.idempotency_key) for r in warm},
+        in_flight=env.concurrency,  # requests timed out on the client may land afterwards
+    )
     await check_exactly_once(proc, warm + reqs)
 
 
