@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
+import attr
 import attrs
 
 from .codec_base import Codec
-from .fields import FieldOptions, options_of
+from .fields import FieldOptions, field, options_of
 from .meta import EntityMeta, FieldMeta, Index, KeyAttr, Projection
 from .resolve import build_struct, type_hints
 from .scalars import IntCodec, StrCodec
@@ -89,6 +90,18 @@ def meta_of(obj: Any) -> EntityMeta[Any]:
     return meta
 
 
+# PEP 681: type checkers see the ``__init__`` that ``attrs.define(slots=False)`` makes
+# (positional or keyword arguments in declaration order, ``__eq__``, not frozen, no
+# ordering). A plain default or ``attrs.Factory(...)`` is a default; ``field``,
+# ``attrs.field`` and ``attr.ib`` are read for ``default``/``factory``/``init``/
+# ``kw_only``/``alias``.
+@typing.dataclass_transform(
+    eq_default=True,
+    order_default=False,
+    kw_only_default=False,
+    frozen_default=False,
+    field_specifiers=(field, attrs.field, attr.attrib),
+)
 def entity(
     *,
     table: str,
@@ -106,6 +119,11 @@ def entity(
     seconds, or int), ``version`` (int, optimistic locking) and ``created_at`` /
     ``updated_at`` (datetime) name fields of the class. Mistakes raise ``TypeError``
     or ``ValueError`` naming the class and the field, at decoration time.
+
+    Type checkers see the generated ``__init__`` (PEP 681 ``dataclass_transform``), so
+    no ``@attrs.define`` is needed for them. They type an attrs ``converter`` field's
+    argument as the field's type, and the class attribute ``Entity.field`` (a ``Path``
+    at runtime) as the field's type too.
     """
 
     def decorate(cls: type[T]) -> type[T]:

@@ -2,12 +2,17 @@
 
 The options live in the attrs field's ``metadata`` under :data:`METADATA_KEY`, so a
 class declared with :func:`field` stays a normal attrs class.
+
+For type checkers :func:`field` is a PEP 681 field specifier of ``@entity`` (see
+:func:`dynamorm_async.model.entity`): its overloads return the field's value type, so
+``amount: Decimal = field(default=Decimal(0))`` type-checks and the generated
+``__init__`` makes ``amount`` optional.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import attrs
 
@@ -37,6 +42,9 @@ class FieldOptions:
 
 _DEFAULT_OPTIONS = FieldOptions()
 
+T = TypeVar("T")
+_Repr = bool | Callable[[Any], str]
+
 
 def options_of(attribute: attrs.Attribute[Any]) -> FieldOptions:
     """The :class:`FieldOptions` of an attrs attribute (defaults if it has none)."""
@@ -44,6 +52,85 @@ def options_of(attribute: attrs.Attribute[Any]) -> FieldOptions:
     return opts if isinstance(opts, FieldOptions) else _DEFAULT_OPTIONS
 
 
+# The overloads only type the call (PEP 681 reads ``default``/``factory``/``init``/
+# ``kw_only``/``alias`` from it): a converter takes any default; otherwise ``default``
+# or ``factory`` fixes the value type; with neither, the field is required (``Any``).
+@overload
+def field(
+    name: str | None = None,
+    *,
+    converter: Callable[..., Any],
+    default: Any = ...,
+    factory: Callable[[], Any] | None = None,
+    epoch: bool | None = None,
+    encrypted: bool = False,
+    blind_index: str | None = None,
+    validator: Any = None,
+    kw_only: bool | None = None,
+    repr: _Repr = True,
+    eq: bool | None = None,
+    order: bool | None = None,
+    hash: bool | None = None,
+    init: bool = True,
+    alias: str | None = None,
+    metadata: Mapping[Any, Any] | None = None,
+) -> Any: ...
+@overload
+def field(
+    name: str | None = None,
+    *,
+    default: T,
+    epoch: bool | None = None,
+    encrypted: bool = False,
+    blind_index: str | None = None,
+    validator: Any = None,
+    converter: None = None,
+    kw_only: bool | None = None,
+    repr: _Repr = True,
+    eq: bool | None = None,
+    order: bool | None = None,
+    hash: bool | None = None,
+    init: bool = True,
+    alias: str | None = None,
+    metadata: Mapping[Any, Any] | None = None,
+) -> T: ...
+@overload
+def field(
+    name: str | None = None,
+    *,
+    factory: Callable[[], T],
+    epoch: bool | None = None,
+    encrypted: bool = False,
+    blind_index: str | None = None,
+    validator: Any = None,
+    converter: None = None,
+    kw_only: bool | None = None,
+    repr: _Repr = True,
+    eq: bool | None = None,
+    order: bool | None = None,
+    hash: bool | None = None,
+    init: bool = True,
+    alias: str | None = None,
+    metadata: Mapping[Any, Any] | None = None,
+) -> T: ...
+@overload
+def field(
+    name: str | None = None,
+    *,
+    epoch: bool | None = None,
+    encrypted: bool = False,
+    blind_index: str | None = None,
+    validator: Any = None,
+    converter: None = None,
+    kw_only: bool | None = None,
+    repr: _Repr = True,
+    eq: bool | None = None,
+    order: bool | None = None,
+    hash: bool | None = None,
+    init: bool = True,
+    alias: str | None = None,
+    metadata: Mapping[Any, Any] | None = None,
+) -> Any: ...
 def field(
     name: str | None = None,
     *,
@@ -55,7 +142,7 @@ def field(
     validator: Any = None,
     converter: Any = None,
     kw_only: bool | None = None,
-    repr: bool = True,
+    repr: _Repr = True,
     eq: bool | None = None,
     order: bool | None = None,
     hash: bool | None = None,
@@ -78,6 +165,9 @@ def field(
       ``hash``, ``init``, ``alias``, ``metadata``: passed to ``attrs.field``. An
       encrypted field shows as ``'***'`` in the entity's repr (plaintext never lands in
       logs or tracebacks) unless ``repr`` is given as a callable.
+
+    attrs names the ``__init__`` argument of a private field ``_x`` as ``x``, while type
+    checkers (PEP 681) expect ``_x``; give ``alias="x"`` to make both agree.
     """
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"field(name=...) must be a non-empty str, got {name!r}")
