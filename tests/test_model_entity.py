@@ -1,5 +1,6 @@
 """``@entity``: decoration, metadata, descriptors and keys (pure; no server)."""
 
+import abc
 import enum
 import uuid
 from datetime import UTC, date, datetime
@@ -12,7 +13,7 @@ import pytest
 from dynamorm_async.errors import ExpressionError, InvalidInput, KeyError_
 from dynamorm_async.expr.path import Path
 from dynamorm_async.model import GSI, LSI, EntityMeta, Projection, entity, field, meta_of
-from dynamorm_async.model.entity import META_ATTR
+from dynamorm_async.model.entity import META_ATTR, EntityType
 
 
 class Status(enum.Enum):
@@ -80,11 +81,44 @@ def test_path_encodes_with_field_codec() -> None:
     assert Payment.expires_at.encode(datetime(1970, 1, 2, tzinfo=UTC)) == {"N": "86400"}
 
 
-def test_attrs_removed_class_defaults_so_descriptors_are_installed() -> None:
-    for name in ("status", "tags", "version", "pk"):
-        desc = Payment.__dict__[name]
-        assert type(desc).__name__ == "_FieldPath"
-        assert not hasattr(type(desc), "__set__")  # non-data: the instance dict wins
+def test_no_class_attribute_shadows_a_field_paths_come_from_the_metaclass() -> None:
+    # CPython only specialises ``o.field`` when the class has no attribute of that name.
+    for name in ("status", "tags", "version", "pk", "customer_id"):
+        assert all(name not in vars(k) for k in Payment.__mro__)
+        assert type(getattr(Payment, name)).__name__ == "Path"
+    assert isinstance(Payment, EntityType)
+    assert not hasattr(Payment, "no_such_field")
+    assert not hasattr(Payment, "__attrs_pre_init__")
+    with pytest.raises(AttributeError, match="no_such_field"):
+        _ = Payment.no_such_field  # type: ignore[attr-defined]
+
+
+def test_entity_methods_super_classmethods_and_foreign_metaclasses_survive() -> None:
+    class Base(abc.ABC):  # noqa: B024 - a foreign metaclass, no abstract method needed
+        def label(self) -> str:
+            return "base"
+
+    @entity(table="things", hash_key="pk")
+    class Thing(Base):
+        pk: str
+        n: int = 0
+
+        def label(self) -> str:
+            return "thing:" + super().label()
+
+        @classmethod
+        def make(cls, pk: str) -> "Thing":
+            return cls(pk=pk)
+
+        @property
+        def double(self) -> int:
+            return self.n * 2
+
+    t = Thing.make("a")
+    assert type(t) is Thing and t.label() == "thing:base" and t.double == 0
+    assert isinstance(Thing, EntityType) and isinstance(Thing, abc.ABCMeta)
+    assert meta_of(Thing).decode(meta_of(Thing).encode(t)) == t
+    assert Thing.n.elements == ("n",)
 
 
 def test_instance_access_defaults_factories_eq_repr() -> None:

@@ -26,7 +26,7 @@ from .scalars import IntCodec, StrCodec
 from .struct import StructCodec
 from .temporal import DatetimeCodec, EpochDatetimeCodec
 
-__all__ = ["GSI", "LSI", "META_ATTR", "entity", "meta_of"]
+__all__ = ["GSI", "LSI", "META_ATTR", "EntityType", "entity", "meta_of"]
 
 T = TypeVar("T")
 
@@ -58,23 +58,25 @@ class LSI:
     projection: Any = "ALL"
 
 
-class _FieldPath:
-    """Non-data descriptor: ``Entity.field`` is the field's Path; instances never reach it.
+class EntityType(type):
+    """Metaclass of entity classes: ``Entity.field`` is the field's :class:`Path`.
 
-    attrs dict classes keep values in the instance ``__dict__``, which wins over a
-    non-data descriptor, so instance attribute access stays at full speed.
+    The paths are answered by the metaclass, not stored as class attributes, so no
+    class attribute shadows a field. CPython 3.11 only specialises instance attribute
+    reads and writes (``o.amount``) when the class has no attribute of that name; with
+    one, every field access of every instance takes the slow generic path.
     """
 
-    __slots__ = ("meta", "name")
-
-    def __init__(self, meta: EntityMeta[Any], name: str) -> None:
-        self.meta = meta
-        self.name = name
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is not None:  # only when the instance lacks the attribute
-            raise AttributeError(self.name)
-        return self.meta.path(self.name)
+    def __getattr__(cls, name: str) -> Any:
+        if not name.startswith("__"):
+            try:
+                meta = type.__getattribute__(cls, META_ATTR)
+            except AttributeError:
+                pass
+            else:
+                if name in meta.fields:
+                    return meta.path(name)
+        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
 
 
 @overload
@@ -174,8 +176,6 @@ def entity(
             decode=codec.decode_item,
         )
         setattr(cls, META_ATTR, meta)
-        for name in fields:
-            setattr(cls, name, _FieldPath(meta, name))
         return cls
 
     return decorate
@@ -209,8 +209,44 @@ def _as_attrs_dict_class(cls: type[T]) -> type[T]:
                 "__dict__s: use @attrs.define(slots=False), or drop the attrs decorator "
                 "and let @entity apply it"
             )
+        return _with_entity_type(cls)
+    return _with_entity_type(attrs.define(slots=False)(cls))
+
+
+def _with_entity_type(cls: type[T]) -> type[T]:
+    """``cls`` re-created with :class:`EntityType` (combined with its own metaclass).
+
+    Like attrs' slotted classes, this builds a new class from the namespace and points
+    the methods' ``__class__`` cells (zero-argument ``super()``) at it.
+    """
+    if isinstance(cls, EntityType):
         return cls
-    return attrs.define(slots=False)(cls)
+    own = type(cls)
+    mcls: type = EntityType
+    if own is not type:
+        mcls = type(f"Entity{own.__name__}", (EntityType, own), {})
+    skip = ("__dict__", "__weakref__")
+    ns = {k: v for k, v in cls.__dict__.items() if k not in skip}
+    new: type[T] = mcls(cls.__name__, cls.__bases__, ns)
+    new.__qualname__ = cls.__qualname__
+    for value in ns.values():
+        for fn in _functions(value):
+            for cell in getattr(fn, "__closure__", None) or ():
+                try:
+                    if cell.cell_contents is cls:
+                        cell.cell_contents = new
+                except ValueError:  # an empty cell
+                    continue
+    return new
+
+
+def _functions(value: Any) -> tuple[Any, ...]:
+    """The functions behind a class-body value (method, classmethod, property...)."""
+    if isinstance(value, classmethod | staticmethod):
+        return (value.__func__,)
+    if isinstance(value, property):
+        return (value.fget, value.fset, value.fdel)
+    return (value,)
 
 
 def _ttl_override(cls: type, ttl: str | None) -> dict[str, FieldOptions]:

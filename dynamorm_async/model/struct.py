@@ -199,14 +199,13 @@ class StructCodec(Codec):
         self.decode_item = g.ns["decode_item"]
 
     def _gen_encoder(self, g: Gen) -> list[str]:
+        # Attribute loads, not ``o.__dict__[...]``: reading ``__dict__`` would make
+        # CPython materialise the instance dict of an object that keeps its values inline.
         lines = ["    if o.__class__ is not _C: _fb()"]
-        if any(f.in_dict for f in self.fields):
-            lines.append("    d = o.__dict__")
         names: dict[str, str] = {}
         for i, f in enumerate(self.fields):
             names[f.name] = v = f"v{i}"
-            get = f"d[{f.name!r}]" if f.in_dict else f"o.{f.name}"
-            lines.append(f"    {v} = {get}")
+            lines.append(f"    {v} = o.{f.name}")
         required = [f for f in self.fields if not (f.optional or f.is_set)]
         body = ", ".join(f"{f.stored!r}: {f.codec.enc(names[f.name], g)}" for f in required)
         lines.append(f"    item = {{{body}}}")
@@ -257,10 +256,17 @@ class StructCodec(Codec):
                 kw.append(f"{(f.name if plain else f.alias)!r}: {x}")
             else:
                 late.append(f"    _osa(o, {f.name!r}, {x})")
-        body = "{" + ", ".join(kw) + "}"
         if plain:  # attrs' __init__ would only assign these: skip it
+            # Plain attribute stores keep CPython's inline instance values (replacing
+            # ``__dict__`` would cost a dict build plus its materialisation).
             g.ns["_new"] = object.__new__
-            return [*lines, "    o = _new(_C)", f"    _osa(o, '__dict__', {body})", "    return o"]
+            direct = getattr(self.cls, "__setattr__", None) is object.__setattr__
+            assign = [
+                f"    o.{f.name} = x{i}" if direct else f"    _osa(o, {f.name!r}, x{i})"
+                for i, f in enumerate(self.fields)
+            ]
+            return [*lines, "    o = _new(_C)", *assign, "    return o"]
+        body = "{" + ", ".join(kw) + "}"
         return [*lines, f"    kw = {body}", *extra, "    o = _C(**kw)", *late, "    return o"]
 
 
@@ -274,10 +280,10 @@ def _default_expr(f: StructField, g: Gen) -> str:
 def plain_construction(cls: type, fields: list[StructField]) -> bool:
     """Whether attrs' ``__init__`` of ``cls`` would only assign the given values.
 
-    Then the fast decoder builds the instance ``__dict__`` directly. It requires an
-    attrs-generated ``__init__`` on a dict class, no pre/post-init hooks, no hash
-    cache, no custom ``__new__``, and fields without converters, validators,
-    ``init=False`` or factories that take ``self``.
+    Then the fast decoder creates the instance with ``object.__new__`` and assigns the
+    fields itself. It requires an attrs-generated ``__init__`` on a dict class, no
+    pre/post-init hooks, no hash cache, no custom ``__new__``, and fields without
+    converters, validators, ``init=False`` or factories that take ``self``.
     """
     props = getattr(cls, "__attrs_props__", None)
     if props is None or not props.added_init or props.is_slotted:
