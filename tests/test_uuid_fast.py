@@ -48,3 +48,29 @@ def test_non_canonical_text_still_parses() -> None:
     u = uuid.uuid4()
     assert uuid_from_text("{" + str(u) + "}") == u
     assert uuid_from_text(u.hex) == u
+
+
+@given(st.uuids(), st.sampled_from(["hex", "hyphens", "braces", "urn", "upper", "odd-hyphens"]))
+def test_every_accepted_spelling_matches_stdlib(u: uuid.UUID, form: str) -> None:
+    text = {
+        "hex": u.hex,
+        "hyphens": str(u),
+        "braces": "{" + str(u) + "}",
+        "urn": u.urn,
+        "upper": str(u).upper(),
+        "odd-hyphens": "-".join(u.hex[i : i + 4] for i in range(0, 32, 4)),
+    }[form]
+    assert uuid_from_text(text) == uuid.UUID(text) == u
+
+
+@pytest.mark.parametrize("text", ["_" + "a" * 31, "+" + "a" * 31, " " + "a" * 31, "g" * 32])
+def test_odd_texts_behave_exactly_like_stdlib(text: str) -> None:
+    try:
+        expected: uuid.UUID | type[ValueError] = uuid.UUID(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: uuid.UUID | type[ValueError] = uuid_from_text(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected

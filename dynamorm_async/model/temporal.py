@@ -42,17 +42,25 @@ _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
 def uuid_from_text(text: str) -> uuid.UUID:
-    """``uuid.UUID(text)`` for the canonical 36-character form, without ``UUID.__init__``.
+    """``uuid.UUID(text)``, without ``UUID.__init__`` for hex text with hyphens.
 
-    The stored form is always canonical (we write ``str(uuid)``), so decoding takes this
-    path: it checks the hyphens, parses the hex and fills the two slots ``UUID`` has.
-    Any other text goes through ``UUID(text)`` and its checks.
+    ``UUID(text)`` drops ``urn:uuid:``, braces and hyphens, needs 32 characters left
+    and parses them with ``int(hex, 16)``. When the text without hyphens already is 32
+    characters that ``int(hex, 16)`` takes (so no ``urn:`` or brace was there), the
+    result is the same, and this fills the two slots of ``UUID`` directly. Anything
+    else goes through ``UUID(text)`` and its checks.
     """
-    if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-":
-        value = _new(_UUID)
-        _setattr(value, "int", int(text.replace("-", ""), 16))
-        _setattr(value, "is_safe", _UNKNOWN_SAFETY)
-        return value
+    digits = text.replace("-", "")
+    if len(digits) == 32:
+        try:
+            number = int(digits, 16)
+        except ValueError:
+            pass
+        else:
+            value = _new(_UUID)
+            _setattr(value, "int", number)
+            _setattr(value, "is_safe", _UNKNOWN_SAFETY)
+            return value
     return _UUID(text)
 
 
@@ -137,6 +145,11 @@ def datetime_to_epoch(value: datetime) -> str:
 
 def datetime_from_epoch(raw: str) -> datetime:
     """Inverse of :func:`datetime_to_epoch` (UTC; rounded to the microsecond)."""
+    if raw.isdigit():  # the common case: whole seconds since 1970
+        try:
+            return _fromtimestamp(int(raw), UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
     secs, dot, frac = raw.partition(".")
     if secs.isdigit() and len(frac) <= 6 and (not dot or frac.isdigit()):
         try:
