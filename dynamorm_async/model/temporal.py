@@ -37,7 +37,9 @@ _fromtimestamp = datetime.fromtimestamp
 
 _UUID = uuid.UUID
 _new = object.__new__
-_setattr = object.__setattr__
+# The slot descriptors' setters: cheaper than ``object.__setattr__(u, "int", n)``.
+_set_int = _UUID.__dict__["int"].__set__
+_set_is_safe = _UUID.__dict__["is_safe"].__set__
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
@@ -58,8 +60,8 @@ def uuid_from_text(text: str) -> uuid.UUID:
             pass
         else:
             value = _new(_UUID)
-            _setattr(value, "int", number)
-            _setattr(value, "is_safe", _UNKNOWN_SAFETY)
+            _set_int(value, number)
+            _set_is_safe(value, _UNKNOWN_SAFETY)
             return value
     return _UUID(text)
 
