@@ -7,7 +7,10 @@ back; no server, no JSON text):
 * ``boto3``: ``TypeSerializer``/``TypeDeserializer`` plus the conversions a user
   writes by hand (datetime, Enum, epoch) and attrs class construction;
 * ``pynamodb``: ``Model.serialize()`` / ``Model.from_raw_data()``;
-* ``aiodynamo``: ``py2dy`` / ``dy2py`` on plain dicts (no model: a lower bound for it).
+* ``aiodynamo``: ``py2dy`` / ``dy2py`` on plain dicts (no model: a lower bound for it);
+* ``handwritten`` (a reference, not a peer): straight-line code a careful engineer
+  would write for exactly these records, without any check or fallback. It shows how
+  far plain Python gets; the generated codec, checks included, is about as fast.
 
 Usage: ``python benchmarks/codec.py --json out.json [--n 1000] [--repeat 15]``. Times
 are wall-clock (``time.perf_counter``) medians over interleaved rounds. Writes
@@ -120,6 +123,62 @@ def bench_ours(recs: list[dict[str, Any]]) -> Runs:
     return (
         lambda: [enc(o) for o in objs],
         lambda: [dec(i) for i in items],
+    )
+
+
+def bench_handwritten(recs: list[dict[str, Any]]) -> Runs:
+    """Reference, not a peer: hand-written code for exactly these records, no checks.
+
+    Straight-line code for this shape with the cheapest conversions known (ours for
+    datetimes) and no type checks, no fallbacks, no missing-attribute handling.
+    """
+    from dynamorm_async.model.temporal import datetime_to_epoch, datetime_to_iso
+
+    new = object.__new__
+    fromiso, fromts = datetime.fromisoformat, datetime.fromtimestamp
+    status = {m.value: m for m in Status}
+    objs = [Payment(**r) for r in recs]
+
+    def encode(p: Payment) -> dict[str, Any]:
+        item = {
+            "pk": {"S": p.pk},
+            "sk": {"S": p.sk},
+            "amount": {"N": str(p.amount)},
+            "currency": {"S": p.currency},
+            "cust": {"S": p.customer_id},
+            "status": {"S": p.status.value},
+            "version": {"N": str(p.version)},
+            "metadata": {"M": {k: {"S": v} for k, v in p.metadata.items()}},
+            "created_at": {"S": datetime_to_iso(p.created_at)},  # type: ignore[arg-type]
+            "updated_at": {"S": datetime_to_iso(p.updated_at)},  # type: ignore[arg-type]
+            "expires_at": {"N": datetime_to_epoch(p.expires_at)},  # type: ignore[arg-type]
+        }
+        if p.tags:
+            item["tags"] = {"SS": list(p.tags)}
+        return item
+
+    def decode(item: dict[str, Any]) -> Payment:
+        o = new(Payment)
+        o.pk = item["pk"]["S"]
+        o.sk = item["sk"]["S"]
+        o.amount = Decimal(item["amount"]["N"])
+        o.currency = item["currency"]["S"]
+        o.customer_id = item["cust"]["S"]
+        o.status = status[item["status"]["S"]]
+        o.created_at = fromiso(item["created_at"]["S"])
+        o.updated_at = fromiso(item["updated_at"]["S"])
+        o.expires_at = fromts(int(item["expires_at"]["N"]), UTC)
+        o.tags = set(item["tags"]["SS"])
+        o.version = int(item["version"]["N"])
+        o.metadata = {k: v["S"] for k, v in item["metadata"]["M"].items()}
+        return o
+
+    items = [encode(o) for o in objs]
+    assert [decode(i) for i in items] == objs
+    assert items == [meta_of(Payment).encode(o) for o in objs]
+    return (
+        lambda: [encode(o) for o in objs],
+        lambda: [decode(i) for i in items],
     )
 
 
@@ -240,6 +299,7 @@ def bench_aiodynamo(recs: list[dict[str, Any]]) -> Runs:
 
 SUBJECTS: dict[str, Callable[[list[dict[str, Any]]], Runs]] = {
     "dynamorm_async": bench_ours,
+    "handwritten": bench_handwritten,
     "boto3": bench_boto3,
     "pynamodb": bench_pynamodb,
     "aiodynamo": bench_aiodynamo,
@@ -308,6 +368,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"encode {pe / ours_enc:.1f}x, decode {pd / ours_dec:.1f}x",
                 )
             )
+    if "handwritten" in results and "pynamodb" in results:
+        (he, hd), (pe, pd) = results["handwritten"], results["pynamodb"]
+        print(
+            f"\nReference: check-free handwritten code is {pe / he:.1f}x (encode) and "
+            f"{pd / hd:.1f}x (decode) faster than pynamodb; ours is at "
+            f"{ours_enc / he:.2f}x / {ours_dec / hd:.2f}x of it"
+        )
     print("\nTargets (DESIGN.md):")
     print("\n".join(line for _, line in checks))
     return 1 if args.check_targets and not all(ok for ok, _ in checks) else 0

@@ -5,6 +5,9 @@ items of 12 attributes each. Subjects, each in a fresh process of its own:
 
 * ``floor``: raw aiohttp POST of the pre-encoded, pre-signed Query and ``orjson.loads``
   of the answer (wire-format dicts, no typed decoding).
+* ``handwritten`` (a reference, not a peer): the floor plus straight-line code that
+  builds the same ``Payment`` entities with no checks at all. ``aiobotocore /
+  handwritten`` shows how far check-free plain Python gets against aiobotocore here.
 * ``dynamorm_async``: ``DynamoClient.query(...)`` then ``meta_of(Payment).decode`` of
   every item into ``Payment`` entities (UUID, Decimal, enum, datetimes, map).
 * ``aiobotocore``: its ``dynamodb`` client's ``query``, then boto3's
@@ -203,6 +206,50 @@ async def dynamorm_async(url: str) -> AsyncIterator[Op]:
         await pool.aclose()
 
 
+def handwritten_decoder(payment: type[Any]) -> Callable[[dict[str, Any]], Any]:
+    """Hand-written wire item -> ``Payment`` for exactly this shape: a reference, not a peer.
+
+    Straight-line code with the cheapest conversions known (ours, for UUID text) and
+    no checks, no fallbacks, no missing-attribute handling.
+    """
+    from dynamorm_async.model.temporal import uuid_from_text
+
+    new = object.__new__
+    status = {m.value: m for m in payment.__annotations__["status"]}
+    fromiso = datetime.fromisoformat
+
+    def decode(item: dict[str, Any]) -> Any:
+        o = new(payment)
+        o.pk = item["pk"]["S"]
+        o.sk = item["sk"]["S"]
+        o.payment_id = uuid_from_text(item["payment_id"]["S"])
+        o.merchant_id = item["merchant_id"]["S"]
+        o.customer_id = item["cust"]["S"]
+        o.amount = Decimal(item["amount"]["N"])
+        o.currency = item["currency"]["S"]
+        o.status = status[item["status"]["S"]]
+        o.created_at = fromiso(item["created_at"]["S"])
+        o.updated_at = fromiso(item["updated_at"]["S"])
+        o.version = int(item["version"]["N"])
+        o.metadata = {k: v["S"] for k, v in item["metadata"]["M"].items()}
+        return o
+
+    return decode
+
+
+@asynccontextmanager
+async def handwritten(url: str) -> AsyncIterator[Op]:
+    """Reference: the raw floor plus :func:`handwritten_decoder` (no library at all)."""
+    decode = handwritten_decoder(payment_entity()[0])
+    async with raw_floor(url, REGION, "Query", REQUEST, POOL_SIZE) as raw:
+
+        async def op() -> Any:
+            out = await raw()
+            return [decode(item) for item in out["Items"]]
+
+        yield op
+
+
 @asynccontextmanager
 async def aiobotocore(url: str) -> AsyncIterator[Op]:
     """aiobotocore's ``query`` + boto3's ``TypeDeserializer`` on every attribute."""
@@ -271,6 +318,7 @@ async def aiodynamo(url: str) -> AsyncIterator[Op]:
 
 FACTORIES: dict[str, SubjectFactory] = {
     "floor": floor,
+    "handwritten": handwritten,
     "dynamorm_async": dynamorm_async,
     "aiodynamo": aiodynamo,
     "aioboto3": aioboto3,
@@ -285,7 +333,7 @@ def _checks(subject: str | None) -> dict[str, Callable[[Any], None]]:
         "aioboto3": _check_plain,
         "aiobotocore": _check_plain,
     }
-    if subject == "dynamorm_async":
+    if subject in ("dynamorm_async", "handwritten"):
         checks[subject] = _check_entities(payment_entity()[0])
     return checks
 
@@ -327,6 +375,12 @@ def main() -> int:
         r = results["aiobotocore"].ratio_to(ours)
         what = ">= 10x less CPU than aiobotocore + TypeDeserializer"
         checks.append(verdict(what, r >= 10, f"{r:.1f}x"))
+    hand = results.get("handwritten")
+    if hand is not None and base is not None and "aiobotocore" in results:
+        print(
+            f"\nReference: check-free handwritten decoding is {hand.ratio_to(base):.2f}x the "
+            f"floor and {results['aiobotocore'].ratio_to(hand):.1f}x less CPU than aiobotocore"
+        )
     if checks:
         print("\nTargets (DESIGN.md; ratios are medians of per-round ratios):")
         print("\n".join(line for _, line in checks))
