@@ -12,8 +12,8 @@ One call of a decorated function:
 
 1. hashes the selected payload fields (``key``) into the record key, prefixed with the
    function name, and the whole payload into a validation hash;
-2. claims the key with **one** conditional PutItem (see
-   :mod:`dynamorm_async.idempotency_store`). The in-progress expiry comes from the
+2. claims the key with **one** conditional PutItem carrying a fresh random claim token
+   (see :mod:`dynamorm_async.idempotency_store`). The in-progress expiry comes from the
    current deadline (:func:`dynamorm_async.deadlines.remaining`, which the Lambda
    adapter sets from the remaining time) or ``in_progress_timeout``;
 3. if the claim fails, the record in the way came back with the failure:
@@ -26,10 +26,14 @@ One call of a decorated function:
 An optional local LRU cache (``cache_size``) answers repeats of completed calls
 without a request. Time comes from ``clock`` (epoch seconds), so tests can drive it.
 
-Failure modes lean towards "not twice": if the answer to a successful claim is lost and
-the client's retry then finds that claim, the caller gets :class:`IdempotencyInProgress`
-and the key frees at its in-progress expiry; a response that cannot be stored raises
-:class:`IdempotencyPersistenceError` and leaves the claim in place likewise.
+Failure modes lean towards "not twice". If the answer to a successful claim is lost,
+the client's retry finds a claim with the call's own token and succeeds: the function
+runs once, with no wait. Completion and release are conditioned on the token, so a call
+whose claim expired and was taken over cannot store or delete over the new owner. If
+every attempt of the claim fails (the call raises) and one of them was applied, the
+next call (a new token) gets :class:`IdempotencyInProgress` until the in-progress
+expiry; a response that cannot be stored raises :class:`IdempotencyPersistenceError`
+and leaves the claim in place likewise.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from .idempotency_store import (
     IdempotencyPersistenceError,
     IdempotencyRecord,
     IdempotencyStore,
+    new_claim_token,
 )
 
 __all__ = [
@@ -211,6 +216,7 @@ class IdempotentCall:
             expiration=int(now + policy.expires_after),
             in_progress_expiration=int((now + in_progress) * 1000),
             validation=self.validation,
+            token=new_claim_token(),
         )
         old = await policy.store.claim(claim, now)
         if old is None:
@@ -260,6 +266,7 @@ class IdempotentCall:
                 None,
                 self.codec.encode(self._result),
                 claim.validation,
+                claim.token,
             )
             owned = await policy.store.complete(claim, done)
         except Exception as exc:

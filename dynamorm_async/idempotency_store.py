@@ -2,26 +2,33 @@
 implementation.
 
 The record model is Powertools' (``id``, ``status``, ``expiration``,
-``in_progress_expiration``, ``data``, ``validation``). A store has four operations,
-each one request in the DynamoDB implementation:
+``in_progress_expiration``, ``data``, ``validation``) plus ``claim_token``: a random
+token each call writes into its claim. A store has four operations, each one request
+in the DynamoDB implementation:
 
 * :meth:`~IdempotencyStore.claim`: one conditional PutItem of an ``INPROGRESS`` record
-  that succeeds only if no live record holds the key (``attribute_not_exists(id) OR
-  expiration < now OR (status = INPROGRESS AND in_progress_expiration < now)``). When it
-  fails, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` hands back the record in the
-  way, so no GetItem is needed;
+  that succeeds only if no live record holds the key, or the holder is this very claim
+  (``attribute_not_exists(id) OR expiration < now OR (status = INPROGRESS AND
+  (in_progress_expiration < now OR claim_token = :mine))``). The last branch makes the
+  client's retry of a claim whose answer was lost succeed instead of finding "someone
+  else's" claim. When it fails, ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` hands
+  back the record in the way, so no GetItem is needed;
 * :meth:`~IdempotencyStore.complete`: one conditional UpdateItem storing the response;
 * :meth:`~IdempotencyStore.release`: one conditional DeleteItem after a failure;
 * :meth:`~IdempotencyStore.get`: a consistent GetItem (for inspection).
 
 ``complete`` and ``release`` are conditioned on the claim still being the caller's
-(status ``INPROGRESS`` with the same in-progress expiry), so a caller whose claim
-expired and was taken over cannot overwrite or delete the new owner's record.
+(status ``INPROGRESS`` with the caller's token), so a caller whose claim expired and
+was taken over cannot overwrite or delete the new owner's record. They also ask for
+``ALL_OLD`` on failure, so the retry of a completion or release whose answer was lost
+(the record is already ``COMPLETED`` with the caller's token, or already gone) counts
+as done rather than as a takeover.
 """
 
 from __future__ import annotations
 
 import abc
+import secrets
 from typing import Any, Literal
 
 import attrs
@@ -48,6 +55,7 @@ __all__ = [
     "IdempotencyStore",
     "RecordStatus",
     "ensure_idempotency_table",
+    "new_claim_token",
 ]
 
 RecordStatus = Literal["INPROGRESS", "COMPLETED"]
@@ -105,6 +113,7 @@ class IdempotencyRecord:
     ``in_progress_expiration``: epoch **milliseconds** after which an ``INPROGRESS``
     record may be claimed again (the caller is presumed dead). ``data``: the encoded
     response (a wire AttributeValue). ``validation``: the payload validation hash.
+    ``token``: the claim token of the call that claimed the key (kept when it completes).
     """
 
     key: str
@@ -113,6 +122,7 @@ class IdempotencyRecord:
     in_progress_expiration: int | None = None
     data: AttributeValue | None = None
     validation: str | None = None
+    token: str | None = None
 
     def is_expired(self, now: float) -> bool:
         """True when the record no longer counts at epoch second ``now``."""
@@ -130,7 +140,9 @@ class IdempotencyStore(abc.ABC):
     @abc.abstractmethod
     async def claim(self, record: IdempotencyRecord, now: float) -> IdempotencyRecord | None:
         """Write the ``INPROGRESS`` ``record`` unless a live record (not expired at ``now``
-        and, if ``INPROGRESS``, not past its in-progress expiry) holds its key.
+        and, if ``INPROGRESS``, not past its in-progress expiry) holds its key. An
+        ``INPROGRESS`` record with ``record.token`` is no obstacle: it is this claim,
+        written by an attempt whose answer was lost.
 
         Returns ``None`` when the claim is made, else the record in the way. Must be
         atomic: of concurrent claims for one key, exactly one succeeds.
@@ -140,14 +152,17 @@ class IdempotencyStore(abc.ABC):
     async def complete(self, claimed: IdempotencyRecord, done: IdempotencyRecord) -> bool:
         """Replace the ``claimed`` record by the ``COMPLETED`` record ``done``.
 
-        Returns ``False`` (and changes nothing) when the claim is no longer the caller's.
+        Returns ``False`` (and changes nothing) when the claim is no longer the caller's
+        (no ``INPROGRESS`` record with ``claimed.token``); ``True`` also when the record
+        is already completed under ``claimed.token`` (a retry after a lost answer).
         """
 
     @abc.abstractmethod
     async def release(self, claimed: IdempotencyRecord) -> bool:
         """Delete the ``claimed`` record so the call can be retried.
 
-        Returns ``False`` (and deletes nothing) when the claim is no longer the caller's.
+        Returns ``False`` (and deletes nothing) when another call holds the key now;
+        ``True`` also when the record is already gone.
         """
 
     @abc.abstractmethod
@@ -165,6 +180,12 @@ class IdempotencyItem:
     in_progress_expiration: int | None = None
     data: Any = None
     validation: str | None = None
+    claim_token: str | None = None
+
+
+def new_claim_token() -> str:
+    """A fresh random claim token (96 bits, URL-safe text)."""
+    return secrets.token_urlsafe(12)
 
 
 async def ensure_idempotency_table(target: Target, *, prefix: str = "") -> TableReport:
@@ -172,8 +193,17 @@ async def ensure_idempotency_table(target: Target, *, prefix: str = "") -> Table
     return await ensure_table(target, IdempotencyItem, prefix=prefix)
 
 
-_NAMES = {"#id": "id", "#exp": "expiration", "#st": "status", "#ipe": "in_progress_expiration"}
-_OWNED = "#st = :ip AND #ipe = :mine"
+_NAMES = {
+    "#id": "id",
+    "#exp": "expiration",
+    "#st": "status",
+    "#ipe": "in_progress_expiration",
+    "#tok": "claim_token",
+}
+_CLAIMABLE = (
+    "attribute_not_exists(#id) OR #exp < :now OR (#st = :ip AND (#ipe < :nowms OR #tok = :mine))"
+)
+_OWNED = "#st = :ip AND #tok = :mine"
 _IP: AttributeValue = {"S": INPROGRESS}
 #: Responses whose JSON is shorter than this cannot make a record exceed the item limit.
 _SMALL = MAX_ITEM_SIZE - 4096
@@ -181,6 +211,12 @@ _SMALL = MAX_ITEM_SIZE - 4096
 
 def _n(value: int) -> AttributeValue:
     return {"N": str(value)}
+
+
+def _token(record: IdempotencyRecord) -> str:
+    if record.token is None:
+        raise InvalidInput(f"idempotency key {record.key}: a claim needs a token")
+    return record.token
 
 
 def to_item(record: IdempotencyRecord) -> Item:
@@ -196,6 +232,8 @@ def to_item(record: IdempotencyRecord) -> Item:
         item["data"] = record.data
     if record.validation is not None:
         item["validation"] = {"S": record.validation}
+    if record.token is not None:
+        item["claim_token"] = {"S": record.token}
     return item
 
 
@@ -207,6 +245,7 @@ def from_item(item: Item) -> IdempotencyRecord:
             raise DecodeError(f"unknown idempotency status {status!r}", "status")
         ipe = item.get("in_progress_expiration")
         validation = item.get("validation")
+        token = item.get("claim_token")
         return IdempotencyRecord(
             key=item["id"]["S"],
             status=status,
@@ -214,6 +253,7 @@ def from_item(item: Item) -> IdempotencyRecord:
             in_progress_expiration=None if ipe is None else int(ipe["N"]),
             data=item.get("data"),
             validation=None if validation is None else validation["S"],
+            token=None if token is None else token["S"],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DecodeError(f"not an idempotency record: {item!r} ({exc!r})") from exc
@@ -247,24 +287,20 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         req = {
             "TableName": table,
             "Item": to_item(record),
-            "ConditionExpression": (
-                "attribute_not_exists(#id) OR #exp < :now OR (#st = :ip AND #ipe < :nowms)"
-            ),
+            "ConditionExpression": _CLAIMABLE,
             "ExpressionAttributeNames": _NAMES,
             "ExpressionAttributeValues": {
                 ":now": _n(int(now)),
                 ":nowms": _n(int(now * 1000)),
                 ":ip": _IP,
+                ":mine": {"S": _token(record)},
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
             await client.call("PutItem", req)
         except ConditionalCheckFailed as exc:
-            old = exc.item
-            if old is None:  # a backend without ReturnValuesOnConditionCheckFailure
-                return await self.get(record.key) or record
-            return from_item(old)
+            return await self._in_the_way(exc, record.key) or record
         return None
 
     async def complete(self, claimed: IdempotencyRecord, done: IdempotencyRecord) -> bool:
@@ -273,17 +309,23 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
         An item over DynamoDB's size limit raises
         :class:`~dynamorm_async.errors.ItemTooLarge` before sending.
         """
+        token = _token(claimed)
         if done.data is not None and len(orjson.dumps(done.data)) > _SMALL:
             check_item_size(to_item(done))  # JSON overstates DynamoDB's measure: exact check
         client, table = self._bound()
         values: dict[str, AttributeValue] = {
             ":ip": _IP,
-            ":mine": _n(claimed.in_progress_expiration or 0),
+            ":mine": {"S": token},
             ":st": {"S": done.status},
             ":exp": _n(done.expiration),
         }
         sets = "SET #st = :st, #exp = :exp"
-        names = {"#st": "status", "#exp": "expiration", "#ipe": "in_progress_expiration"}
+        names = {
+            "#st": "status",
+            "#exp": "expiration",
+            "#ipe": "in_progress_expiration",
+            "#tok": "claim_token",
+        }
         if done.data is not None:
             sets += ", #data = :data"
             names["#data"] = "data"
@@ -295,11 +337,14 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             "ConditionExpression": _OWNED,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
             await client.call("UpdateItem", req)
-        except ConditionalCheckFailed:
-            return False
+        except ConditionalCheckFailed as exc:
+            # Already completed under this token: the answer to our own update was lost.
+            old = await self._in_the_way(exc, claimed.key)
+            return old is not None and old.status == COMPLETED and old.token == token
         return True
 
     async def release(self, claimed: IdempotencyRecord) -> bool:
@@ -309,17 +354,22 @@ class DynamoDBIdempotencyStore(IdempotencyStore):
             "TableName": table,
             "Key": {"id": {"S": claimed.key}},
             "ConditionExpression": _OWNED,
-            "ExpressionAttributeNames": {"#st": "status", "#ipe": "in_progress_expiration"},
-            "ExpressionAttributeValues": {
-                ":ip": _IP,
-                ":mine": _n(claimed.in_progress_expiration or 0),
-            },
+            "ExpressionAttributeNames": {"#st": "status", "#tok": "claim_token"},
+            "ExpressionAttributeValues": {":ip": _IP, ":mine": {"S": _token(claimed)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
             await client.call("DeleteItem", req)
-        except ConditionalCheckFailed:
-            return False
+        except ConditionalCheckFailed as exc:
+            # Gone already (the answer to our own delete was lost): the key is free.
+            return await self._in_the_way(exc, claimed.key) is None
         return True
+
+    async def _in_the_way(self, exc: ConditionalCheckFailed, key: str) -> IdempotencyRecord | None:
+        """The record that failed a condition: from ``ALL_OLD``, else (no item came back:
+        none exists, or a backend ignores ``ReturnValuesOnConditionCheckFailure``) read."""
+        old = exc.item
+        return from_item(old) if old is not None else await self.get(key)
 
     async def get(self, key: str) -> IdempotencyRecord | None:
         """A consistent GetItem."""
