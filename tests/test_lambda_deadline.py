@@ -106,7 +106,7 @@ def test_throttle_storm_ends_with_deadline_exceeded_in_time(env: Env) -> None:
 
     @lambda_handler(runtime=env.runtime, safety_margin=MARGIN)
     async def handler(event: dict[str, Any], context: Any) -> Order:
-        return await repo.put(Order(event["oid"]))  # type: ignore[call-arg]
+        return await repo.put(Order(event["oid"]))
 
     out, took = invoke_timed(handler, {"oid": "o-1"})
     assert isinstance(out, errors.DeadlineExceeded), out
@@ -149,7 +149,7 @@ def test_batch_under_a_storm_reports_exactly_what_it_wrote(env: Env) -> None:
         *[Fault.throttle(only="BatchWriteItem")] * 5000,
     )
     batch = BatchExecutor(env.db, concurrency=2)
-    orders = [Order(f"o-{i:03d}", i) for i in range(100)]  # type: ignore[call-arg]
+    orders = [Order(f"o-{i:03d}", i) for i in range(100)]
 
     @lambda_handler(runtime=env.runtime, safety_margin=MARGIN)
     async def handler(event: None, context: Any) -> Any:

@@ -90,7 +90,7 @@ def test_no_class_attribute_shadows_a_field_paths_come_from_the_metaclass() -> N
     assert not hasattr(Payment, "no_such_field")
     assert not hasattr(Payment, "__attrs_pre_init__")
     with pytest.raises(AttributeError, match="no_such_field"):
-        _ = Payment.no_such_field  # type: ignore[attr-defined]
+        _ = Payment.no_such_field
 
 
 def test_entity_methods_super_classmethods_and_foreign_metaclasses_survive() -> None:

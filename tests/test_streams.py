@@ -231,8 +231,8 @@ async def test_sealed_images_need_the_sealer(client: DynamoClient, table_name: s
     sealer = FernetSealer()
     s = await open_stream(client, table_name + "-", Secret, "NEW_AND_OLD_IMAGES", sealer=sealer)
     try:
-        first = await s.repo.put(Secret("s1", "4111111111111111"))  # type: ignore[call-arg]
-        second = await s.repo.put(Secret("s1", "5500000000000004"))  # type: ignore[call-arg]
+        first = await s.repo.put(Secret("s1", "4111111111111111"))
+        second = await s.repo.put(Secret("s1", "5500000000000004"))
         event = await s.event()
     finally:
         await delete_table(client, Secret, prefix=s.prefix)
