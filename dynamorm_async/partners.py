@@ -108,7 +108,8 @@ class PartnerRegistry:
 
     * ``pool``: where partner clients come from (default: a pool owned by the registry,
       closed by :meth:`aclose`). Each registration gets one client, keyed by an identity
-      unique to it, whose credentials rotate underneath.
+      unique to it, whose credentials rotate underneath; removing or replacing the
+      partner discards that client from the pool.
     * ``assume_role``: how credentials are obtained; default :class:`StsAssumeRole` built
       from ``base_credentials``, ``sts_endpoint_url`` and ``sts_region``.
     * ``max_cached``: how many partners may hold credentials at once (LRU eviction).
@@ -200,7 +201,8 @@ class PartnerRegistry:
             self._drop(old)
 
     def remove(self, name: str) -> Partner:
-        """Remove a partner and forget its credentials; open scopes fail from now on."""
+        """Remove a partner, forget its credentials and discard its client from the pool
+        (:meth:`ClientPool.discard`); open scopes fail from now on."""
         state = self._states.pop(name, None)
         if state is None:
             raise UnknownPartner(f"no partner {name!r} is registered")
@@ -210,6 +212,7 @@ class PartnerRegistry:
     def _drop(self, state: _State) -> None:
         self._cache.discard(state.credentials)
         state.credentials.forget()
+        self.pool.discard(state.binding.client)
 
     def get(self, name: str) -> Partner:
         """The registered partner called ``name``."""

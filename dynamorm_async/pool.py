@@ -6,7 +6,9 @@ handler, or in a FastAPI lifespan). It keeps:
 * one ``aiohttp.ClientSession`` (and so one connector) per endpoint URL, with a
   configurable connection limit and keep-alive;
 * one :class:`~dynamorm_async.client.DynamoClient` per (endpoint, region, credential
-  identity).
+  identity), until :meth:`ClientPool.discard` removes it (the partner registry does when
+  a partner is removed or replaced). The session of an endpoint no pooled client uses
+  any more is closed then.
 
 A session is bound to the event loop that created it. When the pool is used from a
 new loop (``asyncio.run`` per call, a test per loop, Lambda freeze/thaw), it drops the
@@ -91,6 +93,29 @@ class ClientPool:
         self._clients[key] = made
         return made
 
+    def discard(self, client: DynamoClient) -> bool:
+        """Remove ``client`` from the pool; the next :meth:`client` call for its key
+        creates a fresh client. Returns ``False`` (and does nothing) if ``client`` is not
+        the pool's client for its key (never pooled, or already discarded).
+
+        The session of its endpoint stays while another pooled client uses that
+        endpoint. If none does, the session was the removed client's alone and is closed
+        now (without awaiting): requests still in flight on it fail with a retryable
+        :class:`~dynamorm_async.errors.TransportError`, and a client built directly on
+        this pool for that endpoint gets a new session on its next request.
+        """
+        key = (client.endpoint.url, client.endpoint.region, client.credentials.identity)
+        if self._clients.get(key) is not client:
+            return False
+        del self._clients[key]
+        url = key[0]
+        if any(k[0] == url for k in self._clients):
+            return True
+        entry = self._transports.pop(url, None)
+        if entry is not None:
+            _close_now(entry[0])
+        return True
+
     @property
     def client_count(self) -> int:
         """How many distinct clients the pool holds."""
@@ -134,14 +159,7 @@ class ClientPool:
         closes them through the old loop. Either way nothing is awaited on a dead loop.
         """
         for session, _ in self._transports.values():
-            connector = session.connector
-            if connector is not None:
-                _close_sockets(connector)
-                close_now = getattr(connector, "_close", None)  # the sync half of close()
-                if callable(close_now):
-                    with contextlib.suppress(Exception):
-                        close_now()
-            session.detach()
+            _close_now(session)
         self._transports.clear()
         self._loop = None
 
@@ -171,6 +189,19 @@ class ClientPool:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _close_now(session: aiohttp.ClientSession) -> None:
+    """Close ``session`` and its connections without awaiting (its loop may be closed,
+    or not the running one), leaving it in the closed state (no "Unclosed" warning)."""
+    connector = session.connector
+    if connector is not None:
+        _close_sockets(connector)
+        close_now = getattr(connector, "_close", None)  # the sync half of close()
+        if callable(close_now):
+            with contextlib.suppress(Exception):
+                close_now()
+    session.detach()
 
 
 def _close_sockets(connector: aiohttp.BaseConnector) -> None:
