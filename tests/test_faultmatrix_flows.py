@@ -135,7 +135,7 @@ async def test_idempotent_call(
                 assert done.n == 1, (fault, mode, target, done.n)
                 note = None
                 if fault in APPLIED and isinstance(out.error, IdempotencyInProgress):
-                    note = "lost claim answer -> IdempotencyInProgress until it expires"
+                    note = "claim applied, every retry failed -> IdempotencyInProgress until expiry"
                 record(f"idempotent call ({target} faulted)", fault, 1, note)
 
 
