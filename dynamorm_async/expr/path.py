@@ -62,8 +62,8 @@ class _Comparable(Operand):
 
     __slots__ = ()
 
-    def _rhs(self, other: Any) -> Operand:
-        raise NotImplementedError
+    #: Turns the right-hand side of a comparison into an operand (each subclass defines it).
+    _rhs: Callable[[Any], Operand]
 
     def __eq__(self, other: Any) -> Compare:  # type: ignore[override]
         return Compare("=", self, self._rhs(other))

@@ -17,6 +17,7 @@ beyond one ``__class__`` test per value.
 
 from __future__ import annotations
 
+import abc
 from typing import Any, NoReturn
 
 from ..attrvalue import AttributeValue
@@ -70,7 +71,7 @@ class Gen:
         return f"{hint}{self._n}"
 
 
-class Codec:
+class Codec(abc.ABC):
     """Converts one declared Python type to and from wire AttributeValues.
 
     ``tags`` are the AttributeValue tags it produces; ``fast_types`` the exact Python
@@ -86,13 +87,13 @@ class Codec:
 
     # ------------------------------------------------------------ careful path
 
+    @abc.abstractmethod
     def encode(self, value: Any, path: str | None) -> AttributeValue:
         """Encode ``value`` (lenient); raise ``EncodeError`` naming ``path``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def decode(self, av: Any, path: str | None) -> Any:
         """Decode a wire AttributeValue; raise ``DecodeError`` naming ``path``."""
-        raise NotImplementedError
 
     def accepts(self, value: Any) -> bool:
         """Whether the careful encoder takes ``value`` (union dispatch)."""

@@ -7,6 +7,7 @@ types, :mod:`.choices` Enum and Literal.
 
 from __future__ import annotations
 
+import abc
 import binascii
 import math
 from decimal import Decimal, InvalidOperation
@@ -57,13 +58,13 @@ class Scalar(Codec):
         """Expression: the Python value of the raw wire expression ``r`` (evaluated once)."""
         return f"{g.ref(self)}.from_raw({r}, None)"
 
+    @abc.abstractmethod
     def to_raw(self, value: Any, path: str | None) -> Any:
         """Careful: the raw wire value of ``value``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def from_raw(self, raw: Any, path: str | None) -> Any:
         """Careful: the Python value of a raw wire value."""
-        raise NotImplementedError
 
     def enc(self, v: str, g: Gen) -> str:
         """Fast: ``{tag: raw}``."""
