@@ -217,7 +217,9 @@ def _with_entity_type(cls: type[T]) -> type[T]:
     """``cls`` re-created with :class:`EntityType` (combined with its own metaclass).
 
     Like attrs' slotted classes, this builds a new class from the namespace and points
-    the methods' ``__class__`` cells (zero-argument ``super()``) at it.
+    the methods' ``__class__`` cells (zero-argument ``super()``) at it. As there, the
+    bases' ``__init_subclass__`` and the namespace's ``__set_name__`` hooks run again,
+    for the new class.
     """
     if isinstance(cls, EntityType):
         return cls
