@@ -1,10 +1,12 @@
-"""``ClientPool``: shared aiohttp connectors and clients, safe across event loops.
+"""``ClientPool``: shared HTTP connections and clients, safe across event loops.
 
 One pool per process is the intended use (create it at module level in a Lambda
 handler, or in a FastAPI lifespan). It keeps:
 
 * one ``aiohttp.ClientSession`` (and so one connector) per endpoint URL, with a
-  configurable connection limit and keep-alive;
+  configurable connection limit and keep-alive; or, with ``http="stdlib"``, one
+  :class:`~dynamorm_async.wire.stdhttp.StdlibTransport` per endpoint URL (asyncio
+  streams only: aiohttp is then never imported, which shortens a Lambda cold start);
 * one :class:`~dynamorm_async.client.DynamoClient` per (endpoint, region, credential
   identity), until :meth:`ClientPool.discard` removes it (the partner registry does when
   a partner is removed or replaced). The session of an endpoint no pooled client uses
@@ -21,22 +23,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .sizing import default_connection_limit
 from .wire.credentials import CredentialProvider, default_credentials
 from .wire.endpoints import resolve_endpoint
 from .wire.http import AiohttpTransport, Transport
 from .wire.retry import RetryPolicy
+from .wire.stdhttp import StdlibTransport
 
 if TYPE_CHECKING:
+    import ssl
+
+    import aiohttp
+
     from .client import DynamoClient
 
 __all__ = ["ClientPool"]
 
-_DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60.0, connect=10.0)
+#: The default request timeouts (seconds): ``aiohttp.ClientTimeout(total=60, connect=10)``.
+_TOTAL_TIMEOUT = 60.0
+_CONNECT_TIMEOUT = 10.0
+
+#: What owns an endpoint's connections: an aiohttp session or a stdlib transport.
+_Owner: TypeAlias = "aiohttp.ClientSession | StdlibTransport"
 
 
 class ClientPool:
@@ -45,7 +55,13 @@ class ClientPool:
     ``connection_limit`` caps open connections per endpoint (default from
     :mod:`dynamorm_async.sizing`: 64, or sized from the Lambda memory setting);
     ``keepalive_timeout`` is how long an idle connection is kept (default 30 s);
-    ``retry`` is the default retry policy of the pool's clients.
+    ``retry`` is the default retry policy of the pool's clients; ``timeout`` the
+    request timeouts (default ``aiohttp.ClientTimeout(total=60, connect=10)``).
+
+    ``http`` picks the HTTP stack: ``"aiohttp"`` (default) or ``"stdlib"``
+    (:class:`~dynamorm_async.wire.stdhttp.StdlibTransport`: asyncio streams, no aiohttp
+    import, for a shorter Lambda cold start). ``ssl_context`` (stdlib only) verifies
+    https endpoints (default: ``ssl.create_default_context()``).
     """
 
     def __init__(
@@ -54,18 +70,24 @@ class ClientPool:
         connection_limit: int | None = None,
         keepalive_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        timeout: aiohttp.ClientTimeout = _DEFAULT_TIMEOUT,
+        timeout: aiohttp.ClientTimeout | None = None,
+        http: Literal["aiohttp", "stdlib"] = "aiohttp",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if connection_limit is None:
             connection_limit = default_connection_limit()
         if connection_limit < 1:
             raise ValueError("connection_limit must be >= 1")
+        if http not in ("aiohttp", "stdlib"):
+            raise ValueError(f"http must be 'aiohttp' or 'stdlib', not {http!r}")
+        self.http = http
         self.connection_limit = connection_limit
         self.keepalive_timeout = keepalive_timeout
         self.retry = retry or RetryPolicy()
         self._timeout = timeout
+        self._ssl_context = ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._transports: dict[str, tuple[aiohttp.ClientSession, AiohttpTransport]] = {}
+        self._transports: dict[str, tuple[_Owner, Transport]] = {}
         self._clients: dict[tuple[str, str, str], DynamoClient] = {}
         self._default_credentials: CredentialProvider | None = None
 
@@ -131,12 +153,34 @@ class ClientPool:
             self._loop = loop
         entry = self._transports.get(endpoint_url)
         if entry is None or entry[0].closed:
-            session = self._new_session()
-            entry = (session, AiohttpTransport(session))
+            if self.http == "stdlib":
+                std = self._new_stdlib()
+                entry = (std, std)
+            else:
+                session = self._new_session()
+                entry = (session, AiohttpTransport(session))
             self._transports[endpoint_url] = entry
         return entry[1]
 
+    def _new_stdlib(self) -> StdlibTransport:
+        total: float | None = _TOTAL_TIMEOUT
+        connect: float | None = _CONNECT_TIMEOUT
+        if self._timeout is not None:
+            total, connect = self._timeout.total, self._timeout.connect
+        return StdlibTransport(
+            limit=self.connection_limit,
+            keepalive_timeout=self.keepalive_timeout,
+            timeout=total,
+            connect_timeout=connect,
+            ssl_context=self._ssl_context,
+        )
+
     def _new_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        timeout = self._timeout
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=_TOTAL_TIMEOUT, connect=_CONNECT_TIMEOUT)
         connector = aiohttp.TCPConnector(
             limit=self.connection_limit,
             limit_per_host=self.connection_limit,
@@ -145,7 +189,7 @@ class ClientPool:
         )
         return aiohttp.ClientSession(
             connector=connector,
-            timeout=self._timeout,
+            timeout=timeout,
             skip_auto_headers=("Accept-Encoding",),
             auto_decompress=False,
             raise_for_status=False,
@@ -175,7 +219,10 @@ class ClientPool:
         self._transports.clear()
         self._loop = None
         for session in sessions:
-            await session.close()
+            if isinstance(session, StdlibTransport):
+                await session.aclose()
+            else:
+                await session.close()
         if sessions:
             await asyncio.sleep(0)  # let transports finish closing
 
@@ -191,9 +238,12 @@ class ClientPool:
         await self.aclose()
 
 
-def _close_now(session: aiohttp.ClientSession) -> None:
+def _close_now(session: _Owner) -> None:
     """Close ``session`` and its connections without awaiting (its loop may be closed,
     or not the running one), leaving it in the closed state (no "Unclosed" warning)."""
+    if isinstance(session, StdlibTransport):
+        session.close_now()
+        return
     connector = session.connector
     if connector is not None:
         _close_sockets(connector)

@@ -84,3 +84,21 @@ def test_lazy_exports_are_the_real_objects() -> None:
     assert set(dynamorm_async.__all__) <= set(dir(dynamorm_async))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dynamorm_async.nope  # noqa: B018
+
+
+def test_a_stdlib_pool_request_never_imports_aiohttp(dynamodb_endpoint: str) -> None:
+    """``ClientPool(http="stdlib")``: import, build, send real requests, close; no aiohttp."""
+    code = (
+        "import asyncio\n"
+        "from dynamorm_async import ClientPool\n"
+        "async def main():\n"
+        "    async with ClientPool(http='stdlib') as pool:\n"
+        f"        out = await pool.client({dynamodb_endpoint!r}, 'us-east-1').list_tables()\n"
+        "        assert 'TableNames' in out, out\n"
+        "asyncio.run(main())\n"
+    )
+    loaded = loaded_after(code)
+    assert "asyncio" in loaded  # the request did run
+    assert not loaded & {*HEAVY, "aiohttp", "yarl", "multidict", "aiohappyeyeballs"}
+    # The default pool still uses aiohttp (the same probe would load it).
+    assert "aiohttp" in loaded_after(code.replace("http='stdlib'", ""))

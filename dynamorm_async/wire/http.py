@@ -1,18 +1,21 @@
 """The transport seam: one POST, bytes in, status + headers + bytes out.
 
-Everything above this module speaks DynamoDB JSON; everything below is aiohttp.
-Keeping the seam this small lets tests put a fault-injecting proxy or a null server
-behind it without touching the client.
+Everything above this module speaks DynamoDB JSON; everything below is aiohttp
+(:class:`AiohttpTransport`) or asyncio streams (:mod:`dynamorm_async.wire.stdhttp`).
+This module imports aiohttp only when an :class:`AiohttpTransport` is used, so the
+stdlib transport's cold start never loads it. Keeping the seam this small lets tests
+put a fault-injecting proxy or a null server behind it without touching the client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple, Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..errors import TransportError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["AiohttpTransport", "HttpResponse", "Transport"]
 
@@ -47,6 +50,8 @@ class AiohttpTransport:
         self, url: str, headers: Mapping[str, str], body: bytes, timeout: float | None
     ) -> HttpResponse:
         """POST through aiohttp, mapping connection failures to :class:`TransportError`."""
+        import aiohttp  # loaded already: the session's owner imported it
+
         try:
             if timeout is None:
                 resp_cm = self._session.post(url, data=body, headers=headers)
@@ -64,4 +69,7 @@ class AiohttpTransport:
 
 
 class _Timeout(TransportError):
-    """The request timed out (DeadlineExceeded when the deadline set the timeout)."""
+    """The request timed out (DeadlineExceeded when the deadline set the timeout).
+
+    Raised by every transport (aiohttp and stdlib) for the request timeout.
+    """
