@@ -11,8 +11,10 @@ Subjects (each a ``-c`` snippet below): ``python`` (the interpreter alone), ``fl
 any aiohttp-based client pays at least), ours
 (``dynamorm_async``: ``ClientPool().client().get_item``; ``dynamorm_async_lambda``:
 the same through ``@lambda_handler`` and an entity ``Repository.get``, as a handler
-would), ``aiobotocore``, ``aioboto3``, ``boto3`` and ``aiodynamo`` (their ``get_item``
-on a client built the documented way).
+would; ``dynamorm_async_lambda_stdlib``: that handler on ``ClientPool(http="stdlib")``,
+the asyncio-streams transport that never imports aiohttp), ``aiobotocore``,
+``aioboto3``, ``boto3`` and ``aiodynamo`` (their ``get_item`` on a client built the
+documented way).
 
 Rounds are interleaved: round *r* runs every subject once, in a rotated order, after
 one untimed warm-up run per subject, which fills the OS file cache and writes the
@@ -101,6 +103,27 @@ class Thing:
     v: str = ""
 
 pool = ClientPool()
+
+@lambda_handler
+async def handler(event, context):
+    repo = Repository(Thing, pool.client(URL, "us-east-1"))
+    return await repo.get(pk=event["pk"])
+
+assert handler({"pk": "k"}, None).v == "hello"
+_done()
+""",
+    "dynamorm_async_lambda_stdlib": """
+from dynamorm_async import ClientPool
+from dynamorm_async.aws_lambda import lambda_handler
+from dynamorm_async.model import entity
+from dynamorm_async.repository import Repository
+
+@entity(table=TABLE, hash_key="pk")
+class Thing:
+    pk: str
+    v: str = ""
+
+pool = ClientPool(http="stdlib")
 
 @lambda_handler
 async def handler(event, context):
@@ -254,7 +277,7 @@ def _table(wall: Runs, cpu: Runs) -> str:
 
 def _targets(wall: Runs) -> list[tuple[bool, str]]:
     checks = []
-    for ours in ("dynamorm_async", "dynamorm_async_lambda"):
+    for ours in ("dynamorm_async", "dynamorm_async_lambda", "dynamorm_async_lambda_stdlib"):
         if ours not in wall:
             continue
         if "aiobotocore" in wall:

@@ -153,12 +153,10 @@ class TinyServer:
             writer.close()
 
 
-def answer(body: bytes, extra: str = "", *, crc: bool = True) -> bytes:
-    """A complete ``Content-Length`` answer."""
-    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}"
-    if crc:
-        head += f"x-amz-crc32: {zlib.crc32(body)}\r\n"
-    return head.encode() + b"\r\n" + body
+def answer(body: bytes, extra: str = "") -> bytes:
+    """A complete ``Content-Length`` answer (``extra``: more header lines)."""
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\nx-amz-crc32: {zlib.crc32(body)}"
+    return f"{head}\r\n{extra}\r\n".encode() + body
 
 
 def chunked(body: bytes, size: int = 5) -> bytes:
@@ -174,33 +172,27 @@ def chunked(body: bytes, size: int = 5) -> bytes:
 
 
 async def _kv_table(client: DynamoClient, name: str) -> None:
+    keys = (("pk", "S", "HASH"), ("sk", "N", "RANGE"))
     await client.create_table(
         TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": t} for k, t, _ in keys],
+        KeySchema=[{"AttributeName": k, "KeyType": kt} for k, _, kt in keys],
         BillingMode="PAY_PER_REQUEST",
     )
     await client.wait_for_table_active(name)
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[ClientPool]:
-    async with ClientPool(http="stdlib", retry=FAST) as p:
-        yield p
-
-
 # --------------------------------------------------------------------------- DynamoDB
 
 
-async def test_repository_and_paginated_query(
-    pool: ClientPool, dynamodb_endpoint: str, table_name: str
-) -> None:
+async def test_repository_and_paginated_query(dynamodb_endpoint: str, table_name: str) -> None:
+    async with ClientPool(http="stdlib", retry=FAST) as pool:
+        await _crud_and_query(pool, dynamodb_endpoint, table_name)
+    with pytest.raises(ValueError, match="http must be"):
+        ClientPool(http="curl")  # type: ignore[arg-type]
+
+
+async def _crud_and_query(pool: ClientPool, dynamodb_endpoint: str, table_name: str) -> None:
     client = pool.client(dynamodb_endpoint, "us-east-1")
     assert isinstance(pool.transport(client.endpoint.url), StdlibTransport)
     prefix = table_name + "-"
@@ -264,12 +256,9 @@ async def test_concurrency_is_capped_by_the_limit(front: str, table_name: str) -
         client = pool.client(relay.url, "us-east-1")
         await _kv_table(client, table_name)
         await client.put_item(TableName=table_name, Item=to_item({"pk": "a", "sk": 1}))
-        outs = await asyncio.gather(
-            *[
-                client.get_item(TableName=table_name, Key=to_item({"pk": "a", "sk": 1}))
-                for _ in range(50)
-            ]
-        )
+        key = to_item({"pk": "a", "sk": 1})
+        gets = [client.get_item(TableName=table_name, Key=key) for _ in range(50)]
+        outs = await asyncio.gather(*gets)
         assert all(out["Item"]["pk"] == {"S": "a"} for out in outs)
         assert 1 < relay.accepted <= 8
         assert relay.max_active <= 8
@@ -386,11 +375,10 @@ def test_a_new_event_loop_per_asyncio_run(dynamodb_endpoint: str) -> None:
     assert not [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-def test_aclose_leaves_no_resource_warning(dynamodb_endpoint: str, tmp_path: Path) -> None:
+def test_aclose_leaves_no_resource_warning(dynamodb_endpoint: str) -> None:
     """In a fresh interpreter in asyncio debug mode, where any unclosed socket, transport
     or pending task is reported (and ResourceWarning is an error)."""
-    script = tmp_path / "probe.py"
-    script.write_text(
+    code = (
         "import asyncio, gc, sys\n"
         "from dynamorm_async import ClientPool\n"
         "async def main():\n"
@@ -402,16 +390,9 @@ def test_aclose_leaves_no_resource_warning(dynamodb_endpoint: str, tmp_path: Pat
         "gc.collect()\n"
         "print('ok')\n"
     )
+    strict = ("-X", "dev", "-W", "error::ResourceWarning")
     out = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "dev",
-            "-W",
-            "error::ResourceWarning",
-            str(script),
-            dynamodb_endpoint,
-        ],
+        [sys.executable, *strict, "-c", code, dynamodb_endpoint],
         capture_output=True,
         text=True,
         timeout=120,
@@ -507,13 +488,9 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(pem := serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_file, key_file
 
@@ -536,11 +513,8 @@ async def test_https_against_a_local_tls_server(tmp_path: Path) -> None:
         assert server.connections == 1
         async with StdlibTransport(cafile=str(cert_file)) as transport:
             resp = await transport.post(server.url, {}, b"{}", 5.0)
-            assert (resp.status, resp.body, resp.headers["X-AMZ-CRC32"]) == (
-                200,
-                body,
-                str(zlib.crc32(body)),
-            )
+            assert (resp.status, resp.body) == (200, body)
+            assert resp.headers["X-AMZ-CRC32"] == str(zlib.crc32(body))
         async with StdlibTransport() as untrusted:  # the system CAs do not know this cert
             with pytest.raises(errors.TransportError):
                 await untrusted.post(server.url, {}, b"{}", 5.0)
