@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -39,7 +40,10 @@ if TYPE_CHECKING:
 
     from .client import DynamoClient
 
-__all__ = ["ClientPool"]
+__all__ = ["HTTP_ENV", "ClientPool"]
+
+#: The environment variable that picks the default HTTP stack (``aiohttp`` or ``stdlib``).
+HTTP_ENV = "DYNAMORM_HTTP"
 
 #: The default request timeouts (seconds): ``aiohttp.ClientTimeout(total=60, connect=10)``.
 _TOTAL_TIMEOUT = 60.0
@@ -58,10 +62,12 @@ class ClientPool:
     ``retry`` is the default retry policy of the pool's clients; ``timeout`` the
     request timeouts (default ``aiohttp.ClientTimeout(total=60, connect=10)``).
 
-    ``http`` picks the HTTP stack: ``"aiohttp"`` (default) or ``"stdlib"``
+    ``http`` picks the HTTP stack: ``"aiohttp"`` or ``"stdlib"``
     (:class:`~dynamorm_async.wire.stdhttp.StdlibTransport`: asyncio streams, no aiohttp
-    import, for a shorter Lambda cold start). ``ssl_context`` (stdlib only) verifies
-    https endpoints (default: ``ssl.create_default_context()``).
+    import, for a shorter Lambda cold start). Left out, it is the environment variable
+    ``DYNAMORM_HTTP`` if set (so a Lambda function can switch without a code change),
+    else ``"aiohttp"``. ``ssl_context`` (stdlib only) verifies https endpoints (default:
+    ``ssl.create_default_context()``).
     """
 
     def __init__(
@@ -71,15 +77,19 @@ class ClientPool:
         keepalive_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
-        http: Literal["aiohttp", "stdlib"] = "aiohttp",
+        http: Literal["aiohttp", "stdlib"] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if http is None:
+            http = os.environ.get(HTTP_ENV) or "aiohttp"  # type: ignore[assignment]
         if connection_limit is None:
             connection_limit = default_connection_limit()
         if connection_limit < 1:
             raise ValueError("connection_limit must be >= 1")
         if http not in ("aiohttp", "stdlib"):
-            raise ValueError(f"http must be 'aiohttp' or 'stdlib', not {http!r}")
+            raise ValueError(
+                f"http must be 'aiohttp' or 'stdlib', not {http!r} (argument or ${HTTP_ENV})"
+            )
         self.http = http
         self.connection_limit = connection_limit
         self.keepalive_timeout = keepalive_timeout

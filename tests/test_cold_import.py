@@ -7,22 +7,33 @@ already. Times are not asserted here (see ``benchmarks/cold_start.py``); what is
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 import dynamorm_async
+from dynamorm_async.pool import HTTP_ENV
 
 #: Never loaded by the cold path: the AWS SDK, crypto, and what only slow paths need.
 HEAVY = ("botocore", "aiobotocore", "boto3", "cryptography", "cattrs", "tenacity")
 
 
-def loaded_after(code: str) -> set[str]:
-    """Top-level names of the modules loaded by running ``code`` in a fresh interpreter."""
+def loaded_after(code: str, http_env: str | None = None) -> set[str]:
+    """Top-level names of the modules loaded by running ``code`` in a fresh interpreter
+    (with ``$DYNAMORM_HTTP`` set to ``http_env``, or unset)."""
     probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    env = {k: v for k, v in os.environ.items() if k != HTTP_ENV}
+    if http_env is not None:
+        env[HTTP_ENV] = http_env
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
     )
     return {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
 
@@ -100,5 +111,9 @@ def test_a_stdlib_pool_request_never_imports_aiohttp(dynamodb_endpoint: str) -> 
     loaded = loaded_after(code)
     assert "asyncio" in loaded  # the request did run
     assert not loaded & {*HEAVY, "aiohttp", "yarl", "multidict", "aiohappyeyeballs"}
-    # The default pool still uses aiohttp (the same probe would load it).
-    assert "aiohttp" in loaded_after(code.replace("http='stdlib'", ""))
+    # The default pool still uses aiohttp (the same probe would load it)...
+    default = code.replace("http='stdlib'", "")
+    assert "aiohttp" in loaded_after(default)
+    # ... unless $DYNAMORM_HTTP picks the stdlib stack (no code change, e.g. on Lambda).
+    assert not loaded_after(default, http_env="stdlib") & {"aiohttp", "yarl", "multidict"}
+    assert "aiohttp" in loaded_after(default, http_env="aiohttp")

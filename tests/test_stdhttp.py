@@ -8,10 +8,12 @@ malformed, TLS) come from tiny asyncio servers started by the tests themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import ipaddress
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -66,8 +68,13 @@ class Relay:
         await self._server.wait_closed()
 
     def drop_all(self) -> None:
-        """Close every client connection (as a server closing idle keep-alive ones)."""
+        """Close every client connection (as a server closing idle keep-alive ones); the
+        FIN is sent before this returns, not on the next loop iteration."""
         for writer in list(self._writers):
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -279,24 +286,49 @@ async def test_server_closing_idle_connections(front: str) -> None:
         assert relay.accepted == 2
 
 
-async def test_stale_connection_is_retried_once_transparently(dynamodb_endpoint: str) -> None:
+async def test_a_request_is_never_sent_twice_by_the_transport(dynamodb_endpoint: str) -> None:
+    """A reset on a reused connection is the retry policy's to handle, not resent blindly:
+    the server may have applied the request."""
     async with (
         FaultProxy(dynamodb_endpoint) as proxy,
         ClientPool(http="stdlib", retry=NO_RETRY) as pool,
     ):
         client = pool.client(proxy.endpoint_url, "us-east-1")
         await client.list_tables()  # opens the connection that is reused next
-        proxy.inject(Fault.reset_before())  # closed before any answer byte
-        await client.list_tables()
-        assert proxy.requests["ListTables"] == 3
-        transport = pool.transport(client.endpoint.url)
-        assert isinstance(transport, StdlibTransport)
-        assert transport.connections_opened == 2
-        # Twice in a row: the fresh connection fails too, which is not retried again.
-        proxy.inject(Fault.reset_before(), Fault.reset_before())
+        proxy.inject(Fault.reset_before())
         with pytest.raises(errors.TransportError):
             await client.list_tables()
-        assert proxy.requests["ListTables"] == 5
+        assert proxy.requests["ListTables"] == 2
+    async with (
+        FaultProxy(dynamodb_endpoint) as proxy,
+        ClientPool(http="stdlib", retry=FAST) as pool,
+    ):
+        client = pool.client(proxy.endpoint_url, "us-east-1")
+        await client.list_tables()
+        proxy.inject(Fault.reset_before())
+        await client.list_tables()  # the policy retried, on a fresh connection
+        assert proxy.requests["ListTables"] == 3
+
+
+async def test_a_connection_closed_during_a_long_idle_is_not_reused(front: str) -> None:
+    """The server closed the connection while the process was frozen (the loop has not
+    seen the end-of-stream yet): a long-idle connection is re-checked before reuse.
+
+    The request goes to the transport directly, so nothing else yields to the event loop
+    between the close and the reuse decision."""
+    async with Relay(front) as relay, ClientPool(http="stdlib", retry=NO_RETRY) as pool:
+        client = pool.client(relay.url, "us-east-1")
+        await client.list_tables()
+        transport = pool.transport(client.endpoint.url)
+        assert isinstance(transport, StdlibTransport)
+        for conns in transport._idle.values():
+            for conn in conns:
+                conn.idle_since -= 5  # as if frozen for 5 s (within the keep-alive time)
+        relay.drop_all()  # no await between this and the request: the EOF is unseen
+        headers = {"X-Amz-Target": "DynamoDB_20120810.ListTables"}
+        answer = await transport.post(client.endpoint.url, headers, b"{}", 10.0)
+        assert answer.status < 500  # an answer (the server may refuse the unsigned call)
+        assert relay.accepted == 2
 
 
 async def test_reset_on_a_fresh_connection_is_left_to_the_retry_policy(
@@ -518,3 +550,14 @@ async def test_https_against_a_local_tls_server(tmp_path: Path) -> None:
         async with StdlibTransport() as untrusted:  # the system CAs do not know this cert
             with pytest.raises(errors.TransportError):
                 await untrusted.post(server.url, {}, b"{}", 5.0)
+
+
+def test_the_environment_picks_the_default_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNAMORM_HTTP", raising=False)
+    assert ClientPool().http == "aiohttp"
+    monkeypatch.setenv("DYNAMORM_HTTP", "stdlib")
+    assert ClientPool().http == "stdlib"
+    assert ClientPool(http="aiohttp").http == "aiohttp"  # the argument wins
+    monkeypatch.setenv("DYNAMORM_HTTP", "curl")
+    with pytest.raises(ValueError, match="DYNAMORM_HTTP"):
+        ClientPool()

@@ -10,9 +10,12 @@ HTTP/1.1: one POST per exchange, keep-alive with a small idle-connection pool pe
 Errors follow the aiohttp transport: every connection failure, reset or malformed
 answer is a retryable :class:`~dynamorm_async.errors.TransportError`, the request
 timeout is the same ``_Timeout``. A connection is reused only after a complete,
-well-formed exchange. When a *reused* connection fails before any byte of the answer
-arrived (the server closed it while idle), the request is sent once more on a fresh
-connection; any other failure is left to the retry policy.
+well-formed exchange. The transport never sends a request twice: a request that was
+written may have been applied, so every failure is left to the retry policy (which
+the caller controls and which stops at the deadline). To avoid writing onto a
+connection the server closed while it sat idle (a Lambda environment thawed after a
+long freeze), a connection idle for more than a second is re-checked after letting the
+event loop deliver any pending end-of-stream.
 
 Connections belong to the event loop that opened them: on another loop the transport
 drops them without awaiting on the old loop and opens new ones.
@@ -40,6 +43,8 @@ _Key = tuple[str, str, int]  # (scheme, host, port)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
 _MAX_HEAD = 64 * 1024
+#: Seconds of idleness after which a connection is re-checked before reuse.
+_RECHECK_IDLE = 1.0
 
 
 class _Headers(Mapping[str, str]):
@@ -213,45 +218,47 @@ class StdlibTransport:
         return found
 
     async def _exchange(self, key: _Key, head: bytes, body: bytes, url: str) -> HttpResponse:
-        conn = self._take_idle(key)
-        reused = conn is not None
-        while True:
-            if conn is None:
-                conn = await self._connect(key, url)
-            try:
-                resp, keep = await _roundtrip(conn, head, body)
-            except _Stale as exc:
-                self._discard(conn)
-                if reused:  # closed while idle: nothing of the request was processed
-                    conn, reused = None, False
-                    continue
-                cause = exc.__cause__ or exc
-                raise TransportError(
-                    f"connection closed before an answer: {type(cause).__name__}: {cause}", url
-                ) from exc
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
-                self._discard(conn)
-                raise TransportError(f"{type(exc).__name__}: {exc}", url) from exc
-            except ValueError as exc:
-                self._discard(conn)
-                raise TransportError(f"malformed HTTP answer: {exc}", url) from exc
-            except BaseException:
-                self._discard(conn)
-                raise
-            if keep and not self._closed:
-                conn.idle_since = time.monotonic()
-                self._idle.setdefault(key, collections.deque()).append(conn)
-            else:
-                self._discard(conn, graceful=True)
-            return resp
+        conn = await self._take_idle(key)
+        if conn is None:
+            conn = await self._connect(key, url)
+        try:
+            resp, keep = await _roundtrip(conn, head, body)
+        except _Stale as exc:
+            self._discard(conn)
+            cause = exc.__cause__ or exc
+            raise TransportError(
+                f"connection closed before an answer: {type(cause).__name__}: {cause}", url
+            ) from exc
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            self._discard(conn)
+            raise TransportError(f"{type(exc).__name__}: {exc}", url) from exc
+        except ValueError as exc:
+            self._discard(conn)
+            raise TransportError(f"malformed HTTP answer: {exc}", url) from exc
+        except BaseException:
+            self._discard(conn)
+            raise
+        if keep and not self._closed:
+            conn.idle_since = time.monotonic()
+            self._idle.setdefault(key, collections.deque()).append(conn)
+        else:
+            self._discard(conn, graceful=True)
+        return resp
 
-    def _take_idle(self, key: _Key) -> _Conn | None:
+    async def _take_idle(self, key: _Key) -> _Conn | None:
         idle = self._idle.get(key)
-        now = time.monotonic()
         while idle:
             conn = idle.pop()  # the most recently used one is the least likely stale
+            now = time.monotonic()
             if conn.usable(now, self.keepalive_timeout):
-                return conn
+                if now - conn.idle_since <= _RECHECK_IDLE:
+                    return conn
+                # Two loop iterations: the first polls the socket, the second runs the
+                # protocol callbacks that record an end-of-stream the server sent.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                if conn.usable(time.monotonic(), self.keepalive_timeout):
+                    return conn
             self._discard(conn)
         return None
 
