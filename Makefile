@@ -10,7 +10,7 @@ DDB_LOCAL_STAMP := $(CACHE)/ddblocal/.installed-$(DDB_LOCAL_VERSION)
 VENV_STAMP := $(VENV)/.installed
 export DYNAMORM_CACHE_DIR := $(CURDIR)/$(CACHE)
 
-.PHONY: setup test test-ddblocal test-moto lint typecheck demo bench soak clean
+.PHONY: test-stdlib setup test test-ddblocal test-moto lint typecheck demo bench soak clean
 
 setup: $(VENV_STAMP) $(DDB_LOCAL_STAMP)
 
@@ -43,7 +43,19 @@ test-ddblocal: setup
 test-moto: setup
 	DYNAMORM_TEST_BACKEND=moto $(PY) -m pytest -q -p no:cacheprovider
 
-test: setup lint typecheck test-ddblocal test-moto
+# The wire-level, fault and repository tests again over the stdlib HTTP transport
+# (ClientPool(http="stdlib")); `DYNAMORM_HTTP=stdlib make test-ddblocal` runs them all.
+STDLIB_TESTS := tests/test_faultmatrix.py tests/test_faultmatrix_flows.py \
+	tests/test_wire_faults.py tests/test_fault_proxy.py tests/test_client.py \
+	tests/test_repository.py tests/test_query.py tests/test_batch.py \
+	tests/test_batch_faults.py tests/test_transactions.py tests/test_lambda_runtime.py \
+	tests/test_lambda_deadline.py tests/test_idempotency_faults.py tests/test_pool.py \
+	tests/test_pool_discard.py
+
+test-stdlib: setup
+	DYNAMORM_HTTP=stdlib DYNAMORM_TEST_BACKEND=ddblocal $(PY) -m pytest -q -p no:cacheprovider $(STDLIB_TESTS)
+
+test: setup lint typecheck test-ddblocal test-moto test-stdlib
 
 DEMO_SCENARIO ?= payments
 DEMO_SECONDS ?= 30
