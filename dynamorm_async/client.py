@@ -5,9 +5,10 @@
 ...     out = await client.get_item(TableName="t", Key={"pk": {"S": "a"}})
 
 Requests are plain dicts in DynamoDB's JSON shape (``B`` values as base64 text). The
-client signs with its own SigV4 signer, sends through the pool's aiohttp session,
-verifies ``x-amz-crc32``, maps errors to :mod:`dynamorm_async.errors` and retries
-what is retryable, never past the current deadline (:mod:`dynamorm_async.deadlines`).
+client signs with its own SigV4 signer, sends through the pool's transport (aiohttp, or
+the stdlib one of ``ClientPool(http="stdlib")``), verifies ``x-amz-crc32``, maps errors
+to :mod:`dynamorm_async.errors` and retries what is retryable, never past the current
+deadline (:mod:`dynamorm_async.deadlines`).
 """
 
 from __future__ import annotations
