@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from .sizing import default_connection_limit
 from .wire.credentials import CredentialProvider, default_credentials
 from .wire.endpoints import resolve_endpoint
-from .wire.http import AiohttpTransport, Transport
+from .wire.http import AiohttpTransport, Transport, close_transport_now
 from .wire.retry import RetryPolicy
 from .wire.stdhttp import StdlibTransport
 
@@ -279,8 +279,4 @@ def _close_sockets(connector: aiohttp.BaseConnector) -> None:
         protocols: list[Any] = [p for entries in conns.values() for p, _ in entries]
         protocols += list(connector._acquired)
         for proto in protocols:
-            transport: Any = proto.transport
-            sock = getattr(transport, "_sock", None)
-            if sock is not None:
-                sock.close()
-                transport._sock = None  # what the transport's own close would have done
+            close_transport_now(proto.transport)

@@ -9,15 +9,16 @@ put a fault-injecting proxy or a null server behind it without touching the clie
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import TransportError
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AiohttpTransport", "HttpResponse", "Transport"]
+__all__ = ["AiohttpTransport", "HttpResponse", "Transport", "close_transport_now"]
 
 
 class HttpResponse(NamedTuple):
@@ -73,3 +74,24 @@ class _Timeout(TransportError):
 
     Raised by every transport (aiohttp and stdlib) for the request timeout.
     """
+
+
+def close_transport_now(transport: Any) -> None:
+    """Close the socket under an asyncio transport whose event loop is closed.
+
+    Nothing can be awaited then, and no public API closes a transport without its loop,
+    so this reaches into asyncio's transports (``_sock``; for TLS the inner transport of
+    ``_ssl_protocol``) and marks them closed as their own ``close()`` would, so no
+    "unclosed transport" warning follows. On any surprise the socket is left to the
+    garbage collector. Shared by both transports' dead-loop clean-up.
+    """
+    with contextlib.suppress(Exception):
+        inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+        if inner is not None:
+            transport._closed = True
+            transport = inner
+        sock = getattr(transport, "_sock", None)
+        if sock is not None:
+            sock.close()
+            transport._sock = None
+        transport._closing = True

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import TransportError
-from .http import HttpResponse, _Timeout
+from .http import HttpResponse, _Timeout, close_transport_now
 
 if TYPE_CHECKING:
     import ssl
@@ -103,23 +103,8 @@ class _Conn:
             self.writer.transport.abort()
 
     def close_dead_loop(self) -> None:
-        """Close the socket of a connection whose event loop is closed (nothing to await).
-
-        Reaches into asyncio's transports (``_sock``, ``_ssl_protocol``) because no
-        public API closes a transport without its loop; on any surprise the socket is
-        left to the garbage collector.
-        """
-        with contextlib.suppress(Exception):
-            transport: Any = self.writer.transport
-            inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
-            if inner is not None:
-                transport._closed = True
-                transport = inner
-            sock = getattr(transport, "_sock", None)
-            if sock is not None:
-                sock.close()
-                transport._sock = None
-            transport._closing = True  # what close() would have set: no "unclosed" warning
+        """Close the socket of a connection whose event loop is closed (nothing to await)."""
+        close_transport_now(self.writer.transport)
 
 
 class StdlibTransport:
